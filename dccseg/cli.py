@@ -1,0 +1,52 @@
+"""The ``dccseg`` command line: one subcommand module per job under ``dccseg.commands``.
+
+Each command module defines ``register(subparsers, common)`` which adds its parser(s) and
+sets ``func(args, progress) -> int``. A DccsegError becomes one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import DccsegError
+from .progress import MODES, Progress
+
+COMMAND_MODULES = (
+    "dataset",
+    "phantom",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--progress", choices=MODES, default="human", help="progress output: bars (human), one JSON object per line (json), or nothing")
+    parser = argparse.ArgumentParser(prog="dccseg", description="Multi-phase abdominal CT organ segmentation (DCC-CL).")
+    parser.add_argument("--version", action="version", version=f"dccseg {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"dccseg.commands.{name}").register(subparsers, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    progress = Progress(getattr(args, "progress", "human"))
+    try:
+        return int(args.func(args, progress) or 0)
+    except DccsegError as exc:
+        progress.error(str(exc))
+        print(f"dccseg: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        progress.error("interrupted")
+        print("dccseg: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        progress.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
