@@ -1,0 +1,103 @@
+"""Reading and writing CT volumes: NIfTI, NRRD, MetaImage and DICOM series folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import DccsegError
+from ..fileutil import atomic_output, full_suffix
+from ..volume import Volume
+from .ct_check import check_ct
+from .dicom import Log, read_dicom_series
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+WRITE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
+INT16_RANGE = (-32768, 32767)
+
+
+def _read_file(path: Path) -> sitk.Image:
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise DccsegError(
+            f"cannot read {path} as a {full_suffix(path)} image: the file is damaged or not an image; re-export it (e.g. from 3D Slicer) or check the path"
+        ) from exc
+
+
+def read_sitk(path: str | os.PathLike, log: Log | None = None) -> sitk.Image:
+    """Read an image file or DICOM series folder as SimpleITK does, with one-line errors."""
+    path = Path(path)
+    if not path.exists():
+        raise DccsegError(f"{path} does not exist; check the path")
+    if path.is_dir():
+        return read_dicom_series(path, log)
+    suffix = full_suffix(path)
+    if suffix == ".seg.nrrd":
+        raise DccsegError(f"{path.name} is a Slicer segmentation, not an image; pass the CT volume here and the segmentation as the label")
+    if suffix == ".dcm":
+        return read_dicom_series(path.parent, log, containing=path)
+    if suffix not in IMAGE_SUFFIXES:
+        raise DccsegError(f"{path.name}: unsupported file type '{suffix}'; use NIfTI (.nii.gz), NRRD, MetaImage (.mha/.mhd) or a DICOM series folder")
+    return _read_file(path)
+
+
+def volume_from_sitk(image: sitk.Image, source: str) -> Volume:
+    """Check that ``image`` is a 3D single-component volume and convert it to a Volume."""
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise DccsegError(
+            f"{source} is an RGB/vector image ({image.GetNumberOfComponentsPerPixel()} values per voxel); "
+            "a CT holds one grey value per voxel: load the original grayscale CT, not a screenshot or colour export"
+        )
+    size = image.GetSize()
+    if image.GetDimension() != 3 or min(size) < 2:
+        shape = "x".join(str(s) for s in size)
+        raise DccsegError(
+            f"{source} is a {image.GetDimension()}D image of size {shape}; a 3D volume with several slices is needed: load the whole series, not one slice"
+        )
+    if "complex" in image.GetPixelIDTypeAsString():
+        raise DccsegError(f"{source} holds complex numbers; load a real-valued CT volume")
+    return Volume.from_sitk(image)
+
+
+def read_image(path: str | os.PathLike, require_ct: bool = True, log: Log | None = None) -> Volume:
+    """Read a 3D image (NIfTI, NRRD, MHA/MHD or DICOM series folder) as float32 with full geometry.
+
+    With ``require_ct`` (default) the intensities must look like CT in HU (:func:`check_ct`).
+    ``log`` receives informational messages (e.g. which of several DICOM series was read).
+    """
+    volume = volume_from_sitk(read_sitk(path, log), str(path))
+    volume = volume.with_array(volume.array.astype(np.float32, copy=False))
+    if require_ct:
+        check_ct(volume, str(path))
+    return volume
+
+
+def _check_write_suffix(path: Path) -> None:
+    if full_suffix(path) not in WRITE_SUFFIXES:
+        raise DccsegError(f"cannot write {path.name}: use one of {', '.join(WRITE_SUFFIXES)}")
+
+
+def compact_array(array: np.ndarray) -> np.ndarray:
+    """Integer-valued float data within int16 (e.g. CT in HU) as int16, anything else unchanged: lossless, half the size."""
+    if array.dtype.kind == "f" and array.size and np.all(np.isfinite(array)):
+        low, high = float(array.min()), float(array.max())
+        if INT16_RANGE[0] <= low and high <= INT16_RANGE[1] and np.array_equal(array, np.round(array)):
+            return array.astype(np.int16)
+    return array
+
+
+def write_sitk(image: sitk.Image, path: str | os.PathLike) -> None:
+    """Write a SimpleITK image atomically, compressed."""
+    path = Path(path)
+    _check_write_suffix(path)
+    with atomic_output(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
+
+
+def write_image(volume: Volume, path: str | os.PathLike) -> None:
+    """Write ``volume`` (.nii.gz/.nii/.nrrd/.mha), compressed; integer-valued floats are stored as int16."""
+    write_sitk(volume.with_array(compact_array(volume.array)).to_sitk(), path)
