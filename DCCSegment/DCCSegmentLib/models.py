@@ -1,0 +1,116 @@
+"""The model store as the engine lists it (``dccseg models list --json``), for the model selector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .engine import Engine
+
+DEFAULT_MODEL_NAME = "dccseg-abdomen"
+_MEAN_DICE_KEYS = ("val_dice_mean", "dice_mean", "mean_dice", "mean")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model version with the model-card facts the selector shows."""
+
+    name: str
+    version: str
+    path: str
+    builtin: bool
+    created: str
+    description: str
+    mean_dice: float | None
+    training_data: str
+    organs: tuple[dict, ...]
+
+    @property
+    def ref(self) -> str:
+        """The reference ``dccseg segment --model`` takes."""
+        return f"{self.name}@{self.version}"
+
+    def label(self) -> str:
+        return f"{self.name} {self.version}" + (" (built-in)" if self.builtin else "")
+
+    def summary(self) -> str:
+        """One line for the selector's tooltip/summary: created, mean Dice, training data."""
+        parts = [f"created {self.created[:10]}" if self.created else "creation date unknown"]
+        parts.append(f"mean Dice {self.mean_dice:.3f}" if self.mean_dice is not None else "no Dice recorded")
+        if self.training_data:
+            parts.append(f"trained on {self.training_data}")
+        return "; ".join(parts)
+
+
+def parse_model_list(document: Any) -> list[ModelInfo]:
+    """Read the JSON of ``models list --json``: a list of entries (or ``{"models": [...]}``)."""
+    entries = document.get("models", []) if isinstance(document, dict) else document
+    if not isinstance(entries, list):
+        raise ValueError("models list JSON must be a list of model entries")
+    models = [_model_from_entry(e) for e in entries if isinstance(e, dict)]
+    return sorted(models, key=lambda m: (m.name, _version_key(m.version)), reverse=True)
+
+
+def newest(models: list[ModelInfo], name: str = DEFAULT_MODEL_NAME) -> ModelInfo | None:
+    """The newest version of ``name`` (user store wins over built-in on equal version)."""
+    candidates = [m for m in models if m.name == name]
+    return max(candidates, key=lambda m: (_version_key(m.version), not m.builtin), default=None)
+
+
+def list_models(engine: Engine) -> list[ModelInfo]:
+    """Ask the engine for every model version in the user and built-in stores."""
+    return parse_model_list(engine.run_json("models", "list", "--json", timeout=120))
+
+
+def _model_from_entry(entry: dict) -> ModelInfo:
+    card = entry.get("card") if isinstance(entry.get("card"), dict) else entry
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    return ModelInfo(
+        name=str(entry.get("name") or card.get("name", "")),
+        version=str(entry.get("version") or card.get("version", "")),
+        path=str(entry.get("path", "")),
+        builtin=bool(entry.get("builtin", False)),
+        created=str(card.get("created", "")),
+        description=str(card.get("description", "")),
+        mean_dice=_mean_dice(metrics),
+        training_data=_training_summary(training.get("data")),
+        organs=tuple(o for o in card.get("organs", []) if isinstance(o, dict)),
+    )
+
+
+def _mean_dice(metrics: dict) -> float | None:
+    for scope in (metrics, metrics.get("dice") if isinstance(metrics.get("dice"), dict) else {}):
+        for key in _MEAN_DICE_KEYS:
+            value = scope.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+def _training_summary(data: Any) -> str:
+    if isinstance(data, str):
+        return data
+    if not isinstance(data, dict):
+        return ""
+    if isinstance(data.get("summary"), str):
+        return data["summary"]
+    cases = data.get("cases", data.get("num_cases"))
+    count = f"{cases} cases" if isinstance(cases, int) and not isinstance(cases, bool) else ""
+    phases = data.get("phases")
+    if isinstance(phases, dict):
+        phase_text = ", ".join(f"{k} {v}" for k, v in phases.items())
+    elif isinstance(phases, list):
+        phase_text = ", ".join(map(str, phases))
+    else:
+        phase_text = ""
+    if count and phase_text:
+        return f"{count} ({phase_text})"
+    return count or phase_text
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in version.split("+")[0].split("-")[0].split("."))
+    except ValueError:
+        return (-1,)
