@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from monai.losses import DiceCELoss
+
+if TYPE_CHECKING:
+    from monai.losses import DiceCELoss
 
 REDUCTIONS = ("batch", "sample")
 
@@ -46,7 +50,10 @@ def binary_dice_loss(
 
 def coarse_dice_ce_loss(lambda_dice: float = 1.0, lambda_ce: float = 1.0) -> DiceCELoss:
     """Dice + cross-entropy for the multi-class coarse network: logits (B, C, *spatial) against an
-    integer label map (B, 1, *spatial); softmax, one-hot target, Dice over foreground classes only."""
+    integer label map (B, 1, *spatial); softmax, one-hot target, Dice over foreground classes only.
+    MONAI is imported here, not at module import (it takes seconds)."""
+    from monai.losses import DiceCELoss
+
     return DiceCELoss(
         include_background=False,
         to_onehot_y=True,
