@@ -26,6 +26,7 @@ from typing import Any
 from .errors import DccsegError
 from .fileutil import atomic_output, ensure_writable_dir, full_suffix, strip_suffix
 from .io import check_label_ids, read_image, read_labelmap, write_image, write_labelmap
+from .io.dicom import Log
 from .organs import ORGANS, PHASES
 from .volume import Volume
 
@@ -246,6 +247,7 @@ class Dataset:
         notes: str = "",
         reviewer: str = "",
         replace: bool = False,
+        log: Log | None = None,
     ) -> Case:
         """Read, check and store an image (any format :func:`dccseg.io.read_image` reads) and its label."""
         check_phase(phase)
@@ -253,6 +255,6 @@ class Dataset:
         check_case_id(case_id)
         if self.case(case_id) is not None and not replace:
             raise DccsegError(f"case '{case_id}' already exists in {self.root}; choose another --id or pass --replace to keep the old one under replaced/")
-        image = read_image(image_path)
+        image = read_image(image_path, log=log)
         label = read_labelmap(label_path, reference=image) if label_path is not None else None
         return self.add_volumes(case_id, image, label, phase, source=source or str(image_path), notes=notes, reviewer=reviewer, replace=replace)

@@ -1,5 +1,7 @@
 """Bad input to the readers: a one-line DccsegError that says what to do, and no partial output."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -120,4 +122,15 @@ def test_failed_write_leaves_nothing(tmp_path):
         io.write_labelmap(labels.with_array(labels.array.astype(np.int16) * 100), tmp_path / "big.nii.gz")
     with pytest.raises(DccsegError, match="cannot write"):
         io.write_image(make_ct(), tmp_path / "ct.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crash_during_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def half_write(image, path, useCompression=True):
+        Path(path).write_bytes(b"half an image")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(io.images.sitk, "WriteImage", half_write)
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.write_image(make_ct(), tmp_path / "ct.nii.gz")
     assert list(tmp_path.iterdir()) == []

@@ -41,7 +41,7 @@ def run_add(args: argparse.Namespace, progress: Progress) -> int:
     dataset = Dataset.open_or_new(args.dir)
     case = dataset.add_case(
         args.image, args.label, args.phase, case_id=args.id, source=args.source or "", notes=args.notes or "",
-        reviewer=args.reviewer or "", replace=args.replace,
+        reviewer=args.reviewer or "", replace=args.replace, log=progress.log,
     )
     progress.update("add", 1.0, f"case {case.id} stored")
     progress.close()
