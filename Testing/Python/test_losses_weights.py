@@ -109,6 +109,13 @@ def test_bad_views_raise_clear_errors(image, mask, message):
         dcc_weights(image, mask)
 
 
+@pytest.mark.parametrize(("options", "message"), [({"v_scale": -1.0}, "v_scale"), ({"min_mask_px": 0}, "min_mask_px"), ({"v_scale": -1.0, "legacy": True}, "v_scale")])
+def test_bad_weight_options_raise_clear_errors(options, message):
+    image, mask = views_with_means([0.1, 0.2])
+    with pytest.raises(ValueError, match=message):
+        dcc_weights(image, mask, **options)
+
+
 def test_simclr_positives_pair_each_view_with_its_partner():
     positives = simclr_positives(3)
     assert positives.sum().item() == 6 and not positives.diagonal().any()

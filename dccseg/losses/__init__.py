@@ -13,7 +13,7 @@ from .registry import (
     PretrainTargets,
     build_pretrain_loss,
 )
-from .weights import dcc_weights, legacy_dcc_weights, mean_mask_intensity
+from .weights import dcc_weights, legacy_dcc_weights, mean_mask_intensity, weights_from_intensity
 
 __all__ = [
     "FORMS",
@@ -34,4 +34,5 @@ __all__ = [
     "legacy_dcc_weights",
     "mean_mask_intensity",
     "simclr_positives",
+    "weights_from_intensity",
 ]

@@ -18,7 +18,7 @@ from ..organs import NUM_ORGANS, PHASES
 from .ce import ClassifierHead, ce_pretrain_loss
 from .contrastive import contrastive_loss
 from .labels import agcl_labels, label_positives, simclr_positives
-from .weights import dcc_weights, mean_mask_intensity
+from .weights import legacy_dcc_weights, mean_mask_intensity, weights_from_intensity
 
 LOSS_NAMES = ("dcc", "simclr", "supcon", "agcl", "ce")
 PRESETS = ("paper", "code")
@@ -79,8 +79,11 @@ class ContrastivePretrainLoss(PretrainLoss):
         if self.name == "dcc":
             if targets.image is None or targets.mask is None:
                 raise ValueError("the dcc loss needs the views' image and mask in PretrainTargets")
-            weights = dcc_weights(targets.image, targets.mask, self.min_mask_px, self.v_scale, self.legacy_weights)
-            _, valid = mean_mask_intensity(targets.image, targets.mask, self.min_mask_px)
+            d, valid = mean_mask_intensity(targets.image, targets.mask, self.min_mask_px)
+            if self.legacy_weights:
+                weights = legacy_dcc_weights(targets.image, targets.mask, self.v_scale)
+            else:
+                weights = weights_from_intensity(d, valid, self.v_scale)
             stats["empty_view_rate"] = 1.0 - valid.float().mean()
             stats["weight_min"] = weights.min()
         value = contrastive_loss(

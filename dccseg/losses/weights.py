@@ -32,6 +32,8 @@ def mean_mask_intensity(
         d: (N,) float32 means (0 where the mask is empty); valid: (N,) bool. The fraction of
         invalid views, ``1 - valid.float().mean()``, is the empty-view rate worth logging.
     """
+    if min_mask_px < 1:
+        raise ValueError(f"min_mask_px must be >= 1, got {min_mask_px}")
     img, msk = _single_channel_views(image, mask)
     with torch.no_grad(), torch.autocast(device_type=img.device.type, enabled=False):
         img = img.float()
@@ -56,16 +58,18 @@ def dcc_weights(
     than ``min_mask_px`` pixels, and W_aa = 1. No gradient flows. ``legacy=True`` returns the
     released code's unclamped weights with its loop quirks (see ``legacy_dcc_weights``).
     """
-    if v_scale < 0:
-        raise ValueError(f"v_scale must be >= 0, got {v_scale}")
-    if min_mask_px < 1:
-        raise ValueError(f"min_mask_px must be >= 1, got {min_mask_px}")
     n_views = image.shape[0] if isinstance(image, torch.Tensor) and image.dim() else 0
     if n_views < 2 or n_views % 2:
         raise ValueError(f"expected two views per patch (an even number >= 2 of views), got {n_views}")
     if legacy:
         return legacy_dcc_weights(image, mask, v_scale)
     d, valid = mean_mask_intensity(image, mask, min_mask_px)
+    return weights_from_intensity(d, valid, v_scale)
+
+
+def weights_from_intensity(d: torch.Tensor, valid: torch.Tensor, v_scale: float = 1.0) -> torch.Tensor:
+    """W_ab = clip(1 - v_scale * |d_a - d_b|, 0, 1), 1 where either view is not valid, 1 on the diagonal."""
+    _check_v_scale(v_scale)
     with torch.no_grad():
         w = (1.0 - v_scale * (d[:, None] - d[None, :]).abs()).clamp(0.0, 1.0)
         defined = valid[:, None] & valid[None, :]
@@ -83,6 +87,7 @@ def legacy_dcc_weights(image: torch.Tensor, mask: torch.Tensor, v_scale: float =
     writes v = 0 into the view-1 column j and leaves column j + n at 0; the weight 1 - v is
     not clamped and can be negative. ``min_mask_px`` does not apply.
     """
+    _check_v_scale(v_scale)
     img, msk = _matched_views(image, mask)
     product = (img.detach().float() * msk.detach().float()).cpu().numpy()
     n_views = product.shape[0]
@@ -99,6 +104,11 @@ def legacy_dcc_weights(image: torch.Tensor, mask: torch.Tensor, v_scale: float =
             else:
                 v[i, j + n] = abs(anchor - d[j + n])
     return (1.0 - v_scale * v).to(image.device)
+
+
+def _check_v_scale(v_scale: float) -> None:
+    if not v_scale >= 0:
+        raise ValueError(f"v_scale must be >= 0, got {v_scale}")
 
 
 def _legacy_mean(product: np.ndarray) -> np.floating | None:
