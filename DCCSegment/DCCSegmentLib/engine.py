@@ -50,8 +50,8 @@ class Engine:
                 merged[name] = os.environ[name]
         return merged
 
-    def run(self, command: Sequence[str], timeout: float = 300.0) -> subprocess.CompletedProcess:
-        """Run a short command to completion (model listing, validation); raise EngineError on failure."""
+    def run(self, command: Sequence[str], timeout: float = 300.0, ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+        """Run a short command to completion (model listing, validation); raise EngineError on other exit codes."""
         proc = subprocess.run(
             list(command),
             stdin=subprocess.DEVNULL,
@@ -62,13 +62,13 @@ class Engine:
             check=False,
             **new_group_options(),
         )
-        if proc.returncode != 0:
+        if proc.returncode not in ok_codes:
             raise EngineError(error_message(proc.stdout, proc.stderr), proc.returncode)
         return proc
 
-    def run_json(self, *args: str | os.PathLike, timeout: float = 300.0) -> Any:
+    def run_json(self, *args: str | os.PathLike, timeout: float = 300.0, ok_codes: tuple[int, ...] = (0,)) -> Any:
         """Run ``dccseg ARGS`` (which must include ``--json``) and return the parsed JSON it prints."""
-        proc = self.run(self.command(*args), timeout=timeout)
+        proc = self.run(self.command(*args), timeout=timeout, ok_codes=ok_codes)
         return parse_json_output(proc.stdout)
 
 

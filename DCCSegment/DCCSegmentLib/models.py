@@ -8,7 +8,7 @@ from typing import Any
 from .engine import Engine
 
 DEFAULT_MODEL_NAME = "dccseg-abdomen"
-_MEAN_DICE_KEYS = ("val_dice_mean", "dice_mean", "mean_dice", "mean")
+_MEAN_DICE_KEYS = ("dice_mean", "val_dice_mean", "mean_dice")
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,18 @@ def _model_from_entry(entry: dict) -> ModelInfo:
 
 
 def _mean_dice(metrics: dict) -> float | None:
-    for scope in (metrics, metrics.get("dice") if isinstance(metrics.get("dice"), dict) else {}):
-        for key in _MEAN_DICE_KEYS:
-            value = scope.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-    return None
+    """The store's convention: ``dice_mean``, else the mean of the per-organ ``dice`` table."""
+    for key in _MEAN_DICE_KEYS:
+        value = metrics.get(key)
+        if _is_number(value):
+            return float(value)
+    per_organ = metrics.get("dice")
+    values = [float(v) for v in per_organ.values() if _is_number(v)] if isinstance(per_organ, dict) else []
+    return sum(values) / len(values) if values else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _training_summary(data: Any) -> str:
@@ -95,8 +101,8 @@ def _training_summary(data: Any) -> str:
         return ""
     if isinstance(data.get("summary"), str):
         return data["summary"]
-    cases = data.get("cases", data.get("num_cases"))
-    count = f"{cases} cases" if isinstance(cases, int) and not isinstance(cases, bool) else ""
+    cases = data.get("cases")
+    count = f"{cases} cases" if _is_number(cases) else ""
     phases = data.get("phases")
     if isinstance(phases, dict):
         phase_text = ", ".join(f"{k} {v}" for k, v in phases.items())

@@ -277,7 +277,8 @@ def test_engine_run_raises_engine_error_with_the_engine_message(tmp_path):
 # --- models ---------------------------------------------------------------------------------------
 
 def card(name, version, created, dice, data):
-    return {"name": name, "version": version, "created": created, "description": "d", "metrics": {"val_dice_mean": dice},
+    metrics = {"dice": {"liver": dice - 0.1, "spleen": dice + 0.1}} if dice is not None else {}
+    return {"name": name, "version": version, "created": created, "description": "d", "metrics": metrics,
             "training": {"data": data}, "organs": [{"label": 1, "key": "spleen", "name": "spleen"}]}
 
 
@@ -295,6 +296,8 @@ def test_parse_model_list_summarises_cards_and_picks_the_newest():
     assert builtin.summary() == "created 2026-01-02; mean Dice 0.810; trained on 12 cases (arterial 4, portal-venous 8)"
     assert models[1].summary() == "creation date unknown; no Dice recorded"
     assert parse_model_list({"models": document[:1]})[0].organs[0]["key"] == "spleen"
+    document[0]["card"]["metrics"]["dice_mean"] = 0.5
+    assert parse_model_list(document)[-1].mean_dice == 0.5, "dice_mean wins over the per-organ table"
 
 
 @functools.cache

@@ -1,0 +1,138 @@
+"""Training datasets through the engine: case table, adding a case (never overwriting), phase guess."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from DCCSegmentLib.engine import Engine, EngineError
+
+DATASET_FILE = "dataset.json"
+_EXISTS = re.compile(r"already exists", re.I)
+
+
+class CaseExists(Exception):
+    """The case id is taken; ask the user before passing ``replace=True``."""
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"case '{case_id}' already exists")
+        self.case_id = case_id
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One line of the case table."""
+
+    id: str
+    phase: str
+    reviewer: str
+    added: str
+    status: str
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A case to add: files written by the module, and what the user chose."""
+
+    dataset: Path
+    case_id: str
+    image: Path
+    label: Path
+    phase: str
+    reviewer: str = ""
+    notes: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class PhaseGuess:
+    phase: str
+    confidence: float | None
+    evidence: str
+
+
+def suggest_case_id(name: str) -> str:
+    """A valid case id from a volume name (letters, digits, '.', '_', '-', starting with a letter or digit)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._-")
+    return cleaned or "case"
+
+
+def read_case_records(dataset: Path) -> list[dict[str, Any]]:
+    """The case records of ``dataset.json`` (empty when the folder is not a dataset yet)."""
+    path = dataset / DATASET_FILE
+    if not path.is_file():
+        return []
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return [c for c in document.get("cases", []) if isinstance(c, dict)]
+
+
+def case_ids(dataset: Path) -> set[str]:
+    return {str(c.get("id")) for c in read_case_records(dataset)}
+
+
+def case_rows(dataset: Path, report: dict[str, Any] | None) -> list[CaseRow]:
+    """The case table: records from ``dataset.json``, status from a ``dataset validate --json`` report."""
+    problems = list(report.get("problems", [])) if report else []
+    warnings = list(report.get("warnings", [])) if report else []
+    rows = []
+    for record in read_case_records(dataset):
+        case_id = str(record.get("id", ""))
+        prefix = f"case '{case_id}'"
+        own_problems = [p[len(prefix):].lstrip(": ") for p in problems if p.startswith(prefix)]
+        own_warnings = [w[len(prefix):].lstrip(": ") for w in warnings if w.startswith(prefix)]
+        if report is None:
+            status = "not checked"
+        elif own_problems:
+            status = "; ".join(own_problems)
+        elif own_warnings:
+            status = "ok (" + "; ".join(own_warnings) + ")"
+        else:
+            status = "ok" if record.get("label") else "ok (no label)"
+        rows.append(CaseRow(case_id, str(record.get("phase", "")), str(record.get("reviewer", "")), str(record.get("added", "")), status))
+    return rows
+
+
+def validate(engine: Engine, dataset: Path) -> dict[str, Any]:
+    """The engine's validation report (``ok``, ``problems``, ``warnings``, ``summary``)."""
+    return engine.run_json("dataset", "validate", dataset, "--json", ok_codes=(0, 1))
+
+
+def add_case(engine: Engine, case: NewCase, replace: bool = False) -> dict[str, Any]:
+    """Add ``case`` through ``dccseg dataset add``; raise CaseExists instead of overwriting."""
+    if not replace and case.case_id in case_ids(case.dataset):
+        raise CaseExists(case.case_id)
+    args: list[Any] = ["dataset", "add", case.dataset, "--image", case.image, "--label", case.label, "--phase", case.phase, "--id", case.case_id]
+    for flag, value in (("--reviewer", case.reviewer), ("--notes", case.notes), ("--source", case.source)):
+        if value:
+            args += [flag, value]
+    if replace:
+        args.append("--replace")
+    try:
+        return engine.run_json(*args, "--json", timeout=600)
+    except EngineError as exc:
+        if not replace and _EXISTS.search(exc.message):
+            raise CaseExists(case.case_id) from exc
+        raise
+
+
+def guess_phase(engine: Engine, image: Path, label: Path | None) -> PhaseGuess | None:
+    """The engine's contrast-phase guess for the default of the phase selector (None if it cannot tell)."""
+    args: list[Any] = ["phase", "guess", image]
+    if label is not None:
+        args += ["--label", label]
+    try:
+        result = engine.run_json(*args, "--json", timeout=300)
+    except EngineError:
+        return None
+    if not isinstance(result, dict) or not isinstance(result.get("phase"), str):
+        return None
+    confidence = result.get("confidence")
+    evidence = result.get("evidence")
+    return PhaseGuess(
+        result["phase"],
+        float(confidence) if isinstance(confidence, (int, float)) else None,
+        evidence if isinstance(evidence, str) else json.dumps(evidence) if evidence else "",
+    )
