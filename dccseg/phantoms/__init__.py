@@ -1,0 +1,1 @@
+"""Phase-aware synthetic CT: HU table, procedural phantom, label-driven synthesis, phase simulation."""
