@@ -28,6 +28,10 @@ LossFn = Callable[[nn.Module, Any], torch.Tensor]
 ValidateFn = Callable[[nn.Module], dict[str, float]]
 
 
+class StageStopped(Exception):
+    """A stage ended early on a stop request; commands of several stages end there, as ``stopped``."""
+
+
 @dataclass
 class StageResult:
     state: str  # "finished" or "stopped"

@@ -1,0 +1,96 @@
+"""``dccseg train coarse|refine|all DATASET --output RUN_DIR``: train models, resumably, in a run folder.
+
+The run folder holds ``status.json``, ``metrics.jsonl`` and the checkpoints (see
+``dccseg.training.runstate``). Under ``torchrun`` every process runs this same command; rank 0
+writes the files. A stopped run (SIGTERM/SIGINT) exits with 130 and continues with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..progress import Progress
+from ..store import DEFAULT_MODEL_NAME
+from ..training.configs import OPTIMIZER_PRESETS, PRESETS, PRIORS
+from ..training.distributed import DEVICE_CHOICES
+from ..training.pipeline import PRETRAIN_LOSSES, train_all, train_coarse, train_refine
+
+STOPPED_EXIT = 130
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", metavar="DATASET", help="dataset folder (dataset.json)")
+    parser.add_argument("--output", "-o", required=True, metavar="RUN_DIR", help="run folder: status.json, metrics.jsonl, checkpoints, model")
+    parser.add_argument("--config", choices=PRESETS, default="default", help="training preset: tiny (tests), default (CPU demo model), paper (GPU, the paper's settings)")
+    parser.add_argument("--epochs", type=int, help="epochs of the command's stage(s), overriding the preset")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto picks CUDA when present")
+    parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last completed epoch")
+    parser.add_argument("--val-fraction", type=float, help="fraction of cases held out for validation (default 0.2)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--workers", type=int, help="data loader worker processes (default 0)")
+
+
+def _refine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prior", choices=PRIORS, help="attention-channel masks for training patches: oof (out-of-fold coarse predictions), coarse, degraded (default: the preset's)")
+    parser.add_argument("--folds", type=int, help="folds for --prior oof")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZER_PRESETS), help="refine optimiser preset: paper (Adam 1e-4) or code (SGD 1e-4)")
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("train", help="train the coarse and refine networks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+
+    coarse = stages.add_parser("coarse", parents=[common], help="train the coarse 3D network")
+    _common(coarse)
+    coarse.set_defaults(func=run_coarse)
+
+    refine = stages.add_parser("refine", parents=[common], help="train the refine 2D network on organ patches")
+    _common(refine)
+    _refine_options(refine)
+    refine.add_argument("--coarse", metavar="RUN_DIR_OR_MODEL", help="coarse model: a 'train coarse' run folder or a model reference; the run then ends with a usable model in RUN_DIR/model")
+    refine.add_argument("--encoder", metavar="CKPT", help="pretrained encoder (.safetensors, or a pretraining run folder) to fine-tune from")
+    refine.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name written into RUN_DIR/model's card")
+    refine.set_defaults(func=run_refine)
+
+    everything = stages.add_parser("all", parents=[common], help="coarse -> pretrain -> refine -> evaluate -> register a new model version")
+    _common(everything)
+    _refine_options(everything)
+    everything.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the store (the next free version is used)")
+    everything.add_argument("--loss", choices=PRETRAIN_LOSSES, default="none", help="contrastive pretraining loss of the refine encoder (none: train from scratch)")
+    everything.set_defaults(func=run_all)
+
+
+def _overrides(args: argparse.Namespace, stages: tuple[str, ...]) -> dict[str, object]:
+    values: dict[str, object] = {f"{s}__epochs": args.epochs for s in stages}
+    values.update(val_fraction=args.val_fraction, seed=args.seed, num_workers=args.workers)
+    if "refine" in stages:
+        values.update(refine__prior=args.prior, refine__folds=args.folds, refine__optimizer=args.optimizer)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _progress(progress: Progress) -> Progress:
+    """Only rank 0 of a torchrun job reports."""
+    return progress if int(os.environ.get("RANK", "0")) == 0 else Progress("none")
+
+
+def _exit(state: str) -> int:
+    return 0 if state == "finished" else STOPPED_EXIT
+
+
+def run_coarse(args: argparse.Namespace, progress: Progress) -> int:
+    return _exit(train_coarse(args.dataset, args.output, config=args.config, overrides=_overrides(args, ("coarse",)), device=args.device, resume=args.resume, progress=_progress(progress)))
+
+
+def run_refine(args: argparse.Namespace, progress: Progress) -> int:
+    return _exit(train_refine(
+        args.dataset, args.output, coarse=args.coarse, encoder=args.encoder, name=args.name, config=args.config,
+        overrides=_overrides(args, ("refine",)), device=args.device, resume=args.resume, progress=_progress(progress),
+    ))
+
+
+def run_all(args: argparse.Namespace, progress: Progress) -> int:
+    return _exit(train_all(
+        args.dataset, args.output, name=args.name, loss=args.loss, config=args.config,
+        overrides=_overrides(args, ("coarse", "refine")), device=args.device, resume=args.resume, progress=_progress(progress),
+    ))

@@ -1,0 +1,266 @@
+"""The training commands as Python functions: ``train_coarse``, ``train_refine``, ``train_all``.
+
+Each opens a session on a run folder (see ``runstate`` for the files the Slicer module polls),
+runs its stages and returns the final state: ``"finished"`` or ``"stopped"`` (SIGTERM/SIGINT;
+``resume=True`` continues). ``train_all`` = coarse -> pretraining (when ``loss`` is not ``none``)
+-> refine -> evaluation on the validation cases -> a new model version in the store.
+
+Pretraining plugs in through ``dccseg.training.pretrain.run_pretrain(session, loss, coarse)``,
+which returns the encoder's state dict (issue 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from dccseg.errors import DccsegError
+from dccseg.inference.settings import InferenceSettings
+from dccseg.progress import QUIET, Progress
+from dccseg.store import DEFAULT_MODEL_NAME, ModelStore, dataset_hash
+from dccseg.training.augment import source_phase
+from dccseg.training.cases import CaseVolumes, on_grid, read_canonical
+from dccseg.training.coarse import coarse_network, fit_coarse, predict_coarse
+from dccseg.training.coarse_data import synthetic_cases
+from dccseg.training.configs import Preprocessing
+from dccseg.training.evaluate import evaluate_model_folder
+from dccseg.training.export import MODEL_FOLDER, RUN_MODEL_VERSION, build_card, export_model, load_part, read_model_folder, save_part, write_model_folder
+from dccseg.training.loop import StageStopped
+from dccseg.training.priors import degraded_prior, out_of_fold_priors
+from dccseg.training.refine import STAGE as REFINE_STAGE
+from dccseg.training.refine import fit_refine
+from dccseg.training.refine_data import RefineCase, refine_case
+from dccseg.training.session import Session, open_session
+from dccseg.training.sources import CoarseModel, resolve_coarse, resolve_encoder
+
+PRETRAIN_LOSSES = ("none", "dcc", "simclr", "supcon", "agcl", "ce")
+LOAD_STAGE = "load"
+
+
+# -- entry points ------------------------------------------------------------------------------
+def train_coarse(dataset: str | Path, output: str | Path, *, config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET) -> str:
+    """Train the coarse 3D network on ``dataset``; its weights end in ``output/coarse/model.safetensors``."""
+    request = {"command": "coarse", "preset": config, "overrides": dict(overrides or {})}
+    with open_session(dataset, output, request, {LOAD_STAGE: 0.05, "coarse": 1.0}, device, resume, progress) as session:
+        return _run(session, lambda: coarse_stage(session))
+
+
+def train_refine(dataset: str | Path, output: str | Path, *, coarse: str | Path | None = None, encoder: str | Path | None = None, name: str = DEFAULT_MODEL_NAME, config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET) -> str:
+    """Train the refine network; with ``coarse`` (run folder or model) also writes ``output/model/``."""
+    request = {"command": "refine", "preset": config, "overrides": dict(overrides or {}), "coarse": _text(coarse), "encoder": _text(encoder), "name": name}
+    coarse_run = Path(coarse) if coarse is not None and Path(coarse).is_dir() else None
+    weights = _refine_weights(request, config, overrides)
+    with open_session(dataset, output, request, weights, device, resume, progress, split_from=coarse_run) as session:
+        def body() -> None:
+            coarse_model = resolve_coarse(session.request["coarse"]) if session.request.get("coarse") else None
+            _adopt_coarse(session, coarse_model)
+            encoder_state = resolve_encoder(session.request["encoder"]) if session.request.get("encoder") else None
+            refine_stage(session, coarse_model, encoder_state)
+            if coarse_model is not None:
+                write_run_model(session, coarse_model, session.request.get("name") or name)
+        return _run(session, body)
+
+
+def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MODEL_NAME, loss: str = "none", config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET, store: ModelStore | None = None) -> str:
+    """Coarse -> pretraining (``loss`` != none) -> refine -> evaluation -> a new version of ``name`` in the store."""
+    if loss not in PRETRAIN_LOSSES:
+        raise DccsegError(f"unknown pretraining loss '{loss}'; use one of {', '.join(PRETRAIN_LOSSES)}")
+    if loss != "none" and importlib.util.find_spec("dccseg.training.pretrain") is None:
+        raise DccsegError("pretraining is not available yet in this dccseg; use --loss none")
+    request = {"command": "all", "preset": config, "overrides": dict(overrides or {}), "name": name, "loss": loss}
+    weights = {LOAD_STAGE: 0.05, "coarse": 1.0, **_refine_weights(request, config, overrides), "evaluate": 0.1}
+    if loss != "none":
+        weights["pretrain"] = 1.0
+    with open_session(dataset, output, request, weights, device, resume, progress) as session:
+        def body() -> None:
+            coarse_model = coarse_stage(session)
+            encoder_state = None
+            if session.request.get("loss", "none") != "none":
+                pretrain = importlib.import_module("dccseg.training.pretrain")
+                encoder_state = pretrain.run_pretrain(session, session.request["loss"], coarse_model)
+            refine_stage(session, coarse_model, encoder_state)
+            if session.state.status.get("model_ref") is None:
+                write_run_model(session, coarse_model, session.request["name"], pretraining=session.request.get("loss"))
+                evaluate_stage(session)
+                if session.ctx.is_writer:
+                    entry = export_model(session.run_dir, session.request["name"], store=store)
+                    session.state.set(model_ref=entry.ref, message=f"registered {entry.ref}")
+                    session.log(f"registered model {entry.ref}")
+        return _run(session, body)
+
+
+def _run(session: Session, body) -> str:
+    try:
+        body()
+    except StageStopped as stopped:
+        session.state.finish("stopped", f"stopped during {stopped}; continue with --resume")
+        session.log(f"stopped during {stopped}; continue with --resume")
+        return "stopped"
+    ref = session.state.status.get("model_ref")
+    session.state.finish("finished", f"finished; model {ref}" if ref else "finished")
+    return "finished"
+
+
+def _text(value: str | Path | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _refine_weights(request: dict[str, Any], config: str, overrides: Mapping[str, Any] | None) -> dict[str, float]:
+    from dccseg.training.session import build_config
+
+    refine = build_config(request).refine
+    weights: dict[str, float] = {LOAD_STAGE: 0.05}
+    if refine.prior == "oof":
+        weights.update({f"coarse-fold{k + 1}": 0.5 for k in range(refine.folds)})
+    weights[REFINE_STAGE] = 1.0
+    return weights
+
+
+# -- stages ------------------------------------------------------------------------------------
+def load_coarse_cases(session: Session, ids: list[str]) -> list[CaseVolumes]:
+    spacing = session.config.preprocessing.coarse_spacing
+    out = []
+    for i, case in enumerate(session.cases(ids)):
+        session.state.set(force=False, stage=LOAD_STAGE, message=f"loading {case.id} ({i + 1}/{len(ids)})")
+        ct, labels = on_grid(*read_canonical(case), spacing)
+        out.append(CaseVolumes(case.id, source_phase(ct, labels, case.phase), ct, labels))
+    return out
+
+
+def coarse_stage(session: Session) -> CoarseModel:
+    """Train the coarse model (skipped when a resumed run already finished it)."""
+    folder = session.run_dir / "coarse"
+    part = load_part(folder) if session.resume else None
+    if part is None:
+        config = session.config
+        train = load_coarse_cases(session, session.train_ids)
+        val = load_coarse_cases(session, session.val_ids)
+        pool = synthetic_cases(train, config.phase.synthetic_cases, config.seed)
+        result, net = fit_coarse(session, "coarse", train + pool, val, config.coarse, config.coarse.epochs)
+        if result.state != "finished":
+            raise StageStopped("coarse")
+        info = {
+            "part": "coarse", "architecture": config.coarse.network.to_dict(), "preprocessing": config.preprocessing.to_card(),
+            "epochs": config.coarse.epochs, "best": session.state.status.get("best"), "synthetic_cases": len(pool),
+            "data": data_summary(session), "data_hash": dataset_hash(session.dataset),
+        }
+        if session.ctx.is_writer:
+            save_part(folder, net.state_dict(), info)
+        part = (net.state_dict(), info)
+    state, info = part
+    return CoarseModel(type(session.config.coarse.network).from_dict(info["architecture"]), state, info)
+
+
+def _adopt_coarse(session: Session, coarse: CoarseModel | None) -> None:
+    """Refine must see the coarse model's intensity scaling and coarse grid, whatever the preset says."""
+    if coarse is None:
+        return
+    given = Preprocessing.from_card(coarse.preprocessing)
+    preprocessing = dataclasses.replace(session.config.preprocessing, intensity=given.intensity, coarse_spacing=given.coarse_spacing)
+    session.config = dataclasses.replace(
+        session.config, preprocessing=preprocessing, coarse=dataclasses.replace(session.config.coarse, network=coarse.config)
+    )
+
+
+def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Mapping[str, torch.Tensor] | None) -> None:
+    """Train the refine model on organ patches (skipped when a resumed run already finished it)."""
+    folder = session.run_dir / REFINE_STAGE
+    if session.resume and load_part(folder) is not None:
+        return
+    config = session.config
+    mode = config.refine.prior
+    if mode == "coarse" and coarse is None:
+        raise DccsegError("--prior coarse needs --coarse RUN_DIR_OR_MODEL")
+    settings = InferenceSettings.from_card(config.preprocessing.to_card())
+    device = session.ctx.device
+    net = coarse_network(coarse.config, coarse.state_dict, device) if coarse is not None else None
+    divisor = config.coarse.network.size_divisor
+
+    small: dict[str, CaseVolumes] = {}
+    fine: dict[str, tuple[Any, Any]] = {}
+    for i, case in enumerate(session.cases(session.train_ids + session.val_ids)):
+        session.state.set(force=False, stage=LOAD_STAGE, message=f"loading {case.id}")
+        ct, labels = read_canonical(case)
+        ct_c, labels_c = on_grid(ct, labels, config.preprocessing.coarse_spacing)
+        small[case.id] = CaseVolumes(case.id, source_phase(ct_c, labels_c, case.phase), ct_c, labels_c)
+        fine[case.id] = on_grid(ct, labels, settings.refine_grid_spacing(ct.spacing[2]))
+
+    def prior_of(case_id: str, seed: int):
+        if net is not None:
+            with torch.no_grad():
+                return small[case_id].labels.with_array(predict_coarse(net, small[case_id].ct.array, config.preprocessing.intensity, divisor, device))
+        return degraded_prior(small[case_id].labels, np.random.default_rng([config.seed, seed, 3]))
+
+    train_priors = out_of_fold_priors(session, [small[i] for i in session.train_ids]) if mode == "oof" else {}
+    cases: dict[str, RefineCase] = {}
+    for index, case_id in enumerate(session.train_ids + session.val_ids):
+        is_train = case_id in session.train_ids
+        prior = train_priors.get(case_id) if is_train and mode == "oof" else None
+        if prior is None:
+            prior = degraded_prior(small[case_id].labels, np.random.default_rng([config.seed, index, 3])) if is_train and mode == "degraded" else prior_of(case_id, index)
+        ct_r, labels_r = fine[case_id]
+        variants = config.refine.phase_variants if is_train else 0
+        cases[case_id] = refine_case(case_id, small[case_id].phase, ct_r, labels_r, prior, settings, variants, np.random.default_rng([config.seed, index, 4]))
+    del fine, small
+    result, refine_net = fit_refine(session, [cases[i] for i in session.train_ids], [cases[i] for i in session.val_ids], encoder_state)
+    if result.state != "finished":
+        raise StageStopped(REFINE_STAGE)
+    info = {
+        "part": "refine", "architecture": config.refine.network.to_dict(), "preprocessing": config.preprocessing.to_card(),
+        "epochs": config.refine.epochs, "prior": mode, "encoder": session.request.get("encoder"), "best": session.state.status.get("best"),
+        "data": data_summary(session), "data_hash": dataset_hash(session.dataset),
+    }
+    if session.ctx.is_writer:
+        save_part(folder, refine_net.state_dict(), info)
+
+
+def write_run_model(session: Session, coarse: CoarseModel, name: str, pretraining: str | None = None, metrics: dict[str, Any] | None = None) -> None:
+    """``RUN_DIR/model/``: the finished coarse + refine pair as a model version folder."""
+    if not session.ctx.is_writer:
+        return
+    refine = load_part(session.run_dir / REFINE_STAGE)
+    if refine is None:
+        raise DccsegError(f"{session.run_dir} has no finished refine stage")
+    refine_state, refine_info = refine
+    training = {
+        "data": data_summary(session), "data_hash": dataset_hash(session.dataset), "preset": session.config.name,
+        "config": session.config.to_dict(), "pretraining": None if pretraining in (None, "none") else pretraining,
+        "stages": {"coarse": _stage_summary(coarse.info), "refine": _stage_summary(refine_info)},
+    }
+    validation = {"coarse_val_dice": (coarse.info.get("best") or {}).get("value"), "refine_val_patch_dice": (refine_info.get("best") or {}).get("value")}
+    card = build_card(name, RUN_MODEL_VERSION, coarse.info, refine_info, training, metrics or {"validation": validation},
+                      description=f"trained by 'dccseg train' ({session.config.name} preset) on {session.dataset.name}")
+    write_model_folder(session.run_dir / MODEL_FOLDER, card, {"coarse": coarse.state_dict, "refine": refine_state})
+
+
+def evaluate_stage(session: Session) -> None:
+    """Segment the validation cases with the run's model and put the Dice into its card."""
+    if not session.val_ids or not session.ctx.is_writer:
+        return
+    session.state.progress("evaluate", 0.0, 1, f"evaluating on {len(session.val_ids)} validation cases", force=True)
+    folder = session.run_dir / MODEL_FOLDER
+    metrics = evaluate_model_folder(folder, session.cases(session.val_ids), session.ctx.device, session.progress)
+    card, weights = read_model_folder(session.run_dir)
+    card.metrics = {**metrics, "validation": card.metrics.get("validation")}
+    write_model_folder(folder, card, weights)
+    session.state.progress("evaluate", 1.0, 1, f"validation Dice {metrics.get('dice_mean')}", force=True)
+
+
+def data_summary(session: Session) -> dict[str, Any]:
+    cases = session.cases(session.train_ids + session.val_ids)
+    return {
+        "dataset": session.dataset.name, "cases": len(cases), "train": session.train_ids, "val": session.val_ids,
+        "phases": dict(Counter(c.phase for c in cases)), "sources": dict(Counter(c.source or "unknown" for c in cases)),
+        "phase_augmentation": session.config.phase.probability, "synthetic_cases": session.config.phase.synthetic_cases,
+    }
+
+
+def _stage_summary(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: info.get(k) for k in ("epochs", "best", "prior", "encoder", "synthetic_cases", "source") if info.get(k) is not None}
