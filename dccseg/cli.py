@@ -17,6 +17,11 @@ from .progress import MODES, Progress
 COMMAND_MODULES = (
     "dataset",
     "phantom",
+    "phase",
+    "models",
+    "evaluate",
+    "train",
+    "segment",
 )
 
 
