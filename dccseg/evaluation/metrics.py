@@ -11,7 +11,9 @@ reported separately). HD95 means leave out missed organs (their distance is infi
 
 HD95 follows MONAI's ``compute_hausdorff_distance(percentile=95)``: surfaces are the mask
 voxels with a 6-neighbour outside the mask, distances are Euclidean in mm using the voxel
-spacing, and the result is the larger of the two directed 95th percentiles.
+spacing, and the result is the larger of the two directed 95th percentiles. Nearest surface
+points come from a k-d tree over the surface voxels (exact, and much cheaper than distance
+transforms of whole organ boxes).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from ..errors import DccsegError
 from ..organs import ORGANS, Organ
@@ -47,9 +50,11 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: Sequence[float], percen
     if not pred.any() or not ref.any():
         return math.inf
     box = _union_box(pred, ref)
-    pred_surface, ref_surface = surface(pred[box]), surface(ref[box])
-    to_ref = ndimage.distance_transform_edt(~ref_surface, sampling=spacing_zyx)[pred_surface]
-    to_pred = ndimage.distance_transform_edt(~pred_surface, sampling=spacing_zyx)[ref_surface]
+    scale = np.asarray(spacing_zyx, dtype=np.float64)
+    pred_points = np.argwhere(surface(pred[box])) * scale
+    ref_points = np.argwhere(surface(ref[box])) * scale
+    to_ref = cKDTree(ref_points).query(pred_points)[0]
+    to_pred = cKDTree(pred_points).query(ref_points)[0]
     return float(max(np.percentile(to_ref, percentile), np.percentile(to_pred, percentile)))
 
 
