@@ -135,3 +135,17 @@ def test_wilcoxon_matches_scipy_and_warns_without_power() -> None:
     assert small["n"] == 4 and "no power" in small["note"]
     same = wilcoxon_compare(a, a)
     assert same["p_value"] is None and not same["significant"]
+
+
+def test_a_cropped_prediction_is_padded_onto_the_reference_grid() -> None:
+    from dccseg.evaluation.inputs import align_to_reference
+
+    pred, ref = labelmaps()
+    cropped = Volume(pred.array[2:6, 2:10, 2:10], pred.spacing, (2 * 0.8, 2 * 0.8, 2 * 2.0), IDENTITY)  # like a cropped .seg.nrrd
+    aligned = align_to_reference(cropped, ref, "pred")
+    expected = np.zeros_like(pred.array)
+    expected[2:6, 2:10, 2:10] = pred.array[2:6, 2:10, 2:10]
+    assert aligned.same_grid(ref) and np.array_equal(aligned.array, expected)
+    shifted = Volume(cropped.array, cropped.spacing, (0.3, 0.0, 0.0), IDENTITY)
+    with pytest.raises(DccsegError, match="not on the reference's grid"):
+        align_to_reference(shifted, ref, "pred")

@@ -222,3 +222,20 @@ def test_dataset_hash_is_content_based(tmp_path: Path) -> None:
     assert first == dataset_hash([a, b]) and first.startswith("sha256:")
     b.write_bytes(b"tw0")
     assert dataset_hash([a, b]) != first
+
+
+def test_dataset_hash_of_a_dataset_follows_cases_and_phases(tmp_path: Path) -> None:
+    from dccseg.dataset import Dataset
+    from dccseg.io import write_image, write_labelmap
+    from dccseg.phantoms.procedural import procedural_phantom
+
+    ct, labels = procedural_phantom((8, 16, 16), phase="arterial", seed=0)
+    write_image(ct, tmp_path / "ct.nii.gz")
+    write_labelmap(labels, tmp_path / "lab.nii.gz")
+    dataset = Dataset.create(tmp_path / "data", "d")
+    case = dataset.add_case(tmp_path / "ct.nii.gz", tmp_path / "lab.nii.gz", "arterial", case_id="c1")
+    dataset.save()
+    first = dataset_hash(dataset)
+    assert first == dataset_hash(Dataset.load(tmp_path / "data"))
+    case.phase = "portal-venous"
+    assert dataset_hash(dataset) != first
