@@ -117,6 +117,21 @@ def _body_layers(t: PreparedTemplate, zs: slice, rng: np.random.Generator) -> np
     return codes
 
 
+_PREPARED: dict[tuple, PreparedTemplate] = {}
+_PREPARED_MAX = 8
+
+
+def prepared(labels: Volume, names: Sequence[str]) -> PreparedTemplate:
+    """``prepare_template`` with a small in-memory cache keyed by the labelmap's content and geometry."""
+    array = labels.array
+    key = (array.shape, str(array.dtype), hash(array[:, ::5, ::5].tobytes()), labels.spacing, labels.origin, labels.direction, tuple(names))
+    if key not in _PREPARED:
+        if len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = prepare_template(labels, names)
+    return _PREPARED[key]
+
+
 def _organ_blobs(codes: np.ndarray, code_organ: np.ndarray, spacing: np.ndarray) -> list[tuple[np.ndarray, float]]:
     """(centre in mm from the grid centre, radius mm) of every organ present, for local size jitter."""
     organs = code_organ[codes]
@@ -151,32 +166,32 @@ def synthesize_from_labels(
 ) -> tuple[Volume, Volume]:
     """One synthetic CT of ``phase`` from template anatomy; returns (CT in HU, organ labels 1..13).
 
-    ``template`` is a structure labelmap (with ``structure_names``) or a ``prepare_template`` result
-    (faster when called repeatedly). ``phase`` None draws a continuous timing between the four phases.
+    ``template`` is a structure labelmap (with ``structure_names``; prepared once and cached) or a
+    ``prepare_template`` result. ``phase`` None draws a continuous timing between the four phases.
     ``output_spacing`` (x, y, z mm) defaults to the template's. A random z crop (field of view) keeps
     the organs' z range, less up to a tenth at each end.
     """
-    prepared = template if isinstance(template, PreparedTemplate) else prepare_template(template, structure_names or [])
+    template = template if isinstance(template, PreparedTemplate) else prepared(template, structure_names or [])
     rng = np.random.default_rng(seed)
-    geometry = prepared.geometry
-    zs = _random_z_range(prepared, rng)
-    codes = _body_layers(prepared, zs, rng)
+    geometry = template.geometry
+    zs = _random_z_range(template, rng)
+    codes = _body_layers(template, zs, rng)
     spacing = np.asarray(geometry.spacing[::-1], dtype=np.float64)
     out_spacing = spacing if output_spacing is None else np.asarray(output_spacing[::-1], dtype=np.float64)
     out_shape = tuple(max(2, int(round(n * s / o))) for n, s, o in zip(codes.shape, spacing, out_spacing))
     if deform:
-        coords = random_sampling_coordinates(codes.shape, spacing, out_shape, out_spacing, rng, _organ_blobs(codes, prepared.code_organ, spacing))
+        coords = random_sampling_coordinates(codes.shape, spacing, out_shape, out_spacing, rng, _organ_blobs(codes, template.code_organ, spacing))
         codes = warp_labels(codes, coords)
     elif out_shape != codes.shape:
         codes = warp_labels(codes, np.indices(out_shape, dtype=np.float32) * (out_spacing / spacing)[:, None, None, None])
-    tissue = add_gas(prepared.code_tissue[codes], rng, rng.uniform(0.05, 0.5))
+    tissue = add_gas(template.code_tissue[codes], rng, rng.uniform(0.05, 0.5))
     scan: ScanHU = sample_timed_scan(rng) if phase is None else sample_scan(phase, rng)
     image = render_ct(tissue, scan, tuple(out_spacing), rng, noise_sd=0.0)
     if rng.uniform() < 0.5:
         image = _degrade_resolution(image, rng)
     image += rng.uniform(5.0, 20.0) * smooth_noise(image.shape, 0.6, rng)
     out = _output_geometry(geometry, zs.start, zs.stop - zs.start, out_shape, out_spacing)
-    return out.with_array(np.clip(image, -1024, 3071).astype(np.float32)), out.with_array(prepared.code_organ[codes])
+    return out.with_array(np.clip(image, -1024, 3071).astype(np.float32)), out.with_array(template.code_organ[codes])
 
 
 def _output_geometry(source: Volume, z0: int, keep: int, out_shape: tuple[int, int, int], out_spacing_zyx: np.ndarray) -> Volume:
