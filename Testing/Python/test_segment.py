@@ -1,0 +1,152 @@
+"""segment_volume and ``dccseg segment`` end to end with a tiny untrained model on a small phantom."""
+
+import json
+
+import numpy as np
+import pytest
+import slicerio
+import SimpleITK as sitk
+import torch
+
+from dccseg.cli import main
+from dccseg.inference import segment_volume
+from dccseg.io import read_labelmap, write_image
+from dccseg.networks import CoarseConfig, RefineConfig, build_coarse_net, build_refine_net
+from dccseg.organs import ORGAN_BY_KEY
+from dccseg.phantoms.procedural import procedural_phantom
+from dccseg.preprocess import IntensityConfig
+from dccseg.store import ModelCard, ModelStore, load_model
+from dccseg.volume import Volume
+
+OBLIQUE_FLIPPED = tuple((np.array([[0.0, -1.0, 0.0], [np.cos(0.3), 0.0, -np.sin(0.3)], [np.sin(0.3), 0.0, np.cos(0.3)]])).reshape(-1))
+
+
+def _tiny_card(name: str = "tiny-seg") -> ModelCard:
+    preprocessing = {
+        "intensity": IntensityConfig().to_dict(),
+        "coarse_spacing": [8.0, 8.0, 8.0],
+        "refine_spacing": [6.0, 6.0],
+        "refine_slice_thickness": 10.0,
+        "patch_size": 16,
+        "patches_per_slice": 2,
+        "fast_patches_per_slice": 1,
+    }
+    refine = RefineConfig.tiny()
+    refine = RefineConfig.from_dict({**refine.to_dict(), "patch_size": 16})
+    architecture = {"coarse": CoarseConfig.tiny().to_dict(), "refine": refine.to_dict()}
+    return ModelCard(name=name, version="0.0.1", preprocessing=preprocessing, architecture=architecture, training={"data": {"cases": 0}, "data_hash": "none"})
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    torch.manual_seed(0)
+    card = _tiny_card()
+    coarse = build_coarse_net(CoarseConfig.from_dict(card.architecture["coarse"]))
+    with torch.no_grad():  # bias the untrained coarse net towards foreground so organs are present
+        last = [m for m in coarse.modules() if isinstance(m, torch.nn.Conv3d | torch.nn.ConvTranspose3d)][-1]
+        last.bias[0] -= 2.0
+    refine = build_refine_net(RefineConfig.from_dict(card.architecture["refine"]))
+    ModelStore(root).register(card, {"coarse": coarse.state_dict(), "refine": refine.state_dict()})
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(store):
+    return load_model("tiny-seg", "cpu", store=ModelStore(store))
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    ct, _ = procedural_phantom((24, 32, 36), seed=1)
+    return Volume(ct.array, ct.spacing, (12.0, -30.0, 7.5), OBLIQUE_FLIPPED)
+
+
+@pytest.fixture(scope="module")
+def full_run(model, phantom):
+    timings = {}
+    return segment_volume(phantom, model, timings=timings), timings
+
+
+def test_segment_volume_returns_labels_on_the_exact_input_grid(model, phantom, full_run):
+    labels, timings = full_run
+    assert labels.shape == phantom.shape and labels.array.dtype == np.uint8
+    assert labels.spacing == phantom.spacing and labels.origin == phantom.origin and labels.direction == phantom.direction
+    present = set(np.unique(labels.array).tolist()) - {0}
+    assert present and present <= set(range(1, 14))
+    assert set(timings) == {"coarse", "refine", "fuse"}
+    assert np.array_equal(segment_volume(phantom, model).array, labels.array)  # deterministic
+
+
+def test_organ_subset_only_outputs_those_organs(model, phantom, full_run):
+    full = full_run[0]
+    liver, spleen = ORGAN_BY_KEY["liver"], ORGAN_BY_KEY["spleen"]
+    subset = segment_volume(phantom, model, organs=[liver, spleen], fast=True)
+    assert set(np.unique(subset.array).tolist()) <= {0, liver.label, spleen.label}
+    assert set(np.unique(full.array).tolist()) - {0, liver.label, spleen.label}, "the full run should find other organs too"
+
+
+def test_cli_writes_seg_nrrd_and_nifti(store, monkeypatch, phantom, tmp_path, capsys):
+    monkeypatch.setenv("DCCSEG_MODEL_STORE", str(store))
+    source = tmp_path / "ct.nii.gz"
+    write_image(phantom, source)
+    seg = tmp_path / "out" / "ct.seg.nrrd"
+    assert main(["segment", str(source), str(seg), "--model", "tiny-seg", "--device", "cpu", "--progress", "json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    stages = [r["stage"] for r in records if r["fraction"] is not None]
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == ["load", "coarse", "refine", "fuse", "write"]
+    timing = [r for r in records if "timings" in r]
+    assert timing and set(timing[-1]["timings"]) == {"load", "coarse", "refine", "fuse", "write"}
+    segmentation = slicerio.read_segmentation(str(seg))
+    assert len(segmentation["segments"]) == 13
+    nifti = tmp_path / "ct_labels.nii.gz"
+    assert main(["segment", str(source), str(nifti), "--model", "tiny-seg", "--device", "cpu", "--organs", "liver,spleen", "--progress", "none"]) == 0
+    labels = read_labelmap(nifti)
+    assert labels.same_grid(phantom, tolerance=1e-5)
+    assert set(np.unique(labels.array).tolist()) <= {0, 1, 6}
+    image = sitk.ReadImage(str(nifti))
+    assert image.GetPixelID() == sitk.sitkUInt8
+
+
+def test_cli_segments_a_folder_of_cts(store, monkeypatch, phantom, tmp_path):
+    monkeypatch.setenv("DCCSEG_MODEL_STORE", str(store))
+    folder = tmp_path / "cts"
+    folder.mkdir()
+    write_image(phantom, folder / "a.nii.gz")
+    write_image(phantom.with_array(phantom.array[::-1].copy()), folder / "b.nrrd")
+    out = tmp_path / "labels"
+    assert main(["segment", str(folder), str(out), "--model", "tiny-seg", "--device", "cpu", "--fast", "--format", ".nii.gz", "--progress", "none"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "b.nii.gz"]
+
+
+@pytest.mark.parametrize("problem", ["not_an_image", "two_d", "unknown_model", "unwritable", "bad_suffix", "exists"])
+def test_bad_input_gives_one_line_error_and_no_output(store, monkeypatch, phantom, tmp_path, capsys, problem):
+    monkeypatch.setenv("DCCSEG_MODEL_STORE", str(store))
+    source = tmp_path / "ct.nii.gz"
+    write_image(phantom, source)
+    output = tmp_path / "out.seg.nrrd"
+    model = "tiny-seg"
+    if problem == "not_an_image":
+        source = tmp_path / "text.nii.gz"
+        source.write_text("not an image")
+    elif problem == "two_d":
+        source = tmp_path / "slice.nii.gz"
+        sitk.WriteImage(sitk.Image(32, 32, sitk.sitkInt16), str(source))
+    elif problem == "unknown_model":
+        model = "no-such-model"
+    elif problem == "unwritable":
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file where a folder should be")
+        output = blocker / "out.seg.nrrd"
+    elif problem == "bad_suffix":
+        output = tmp_path / "out.png"
+    elif problem == "exists":
+        output.write_text("curated")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main(["segment", str(source), str(output), "--model", model, "--device", "cpu", "--progress", "none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("dccseg: error:") and "Traceback" not in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if problem == "exists":
+        assert output.read_text() == "curated"

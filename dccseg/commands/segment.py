@@ -1,0 +1,84 @@
+"""``dccseg segment INPUT OUTPUT``: segment the 13 abdominal organs of one CT or of a folder/dataset of CTs.
+
+Stages reported on the progress stream, in order: load, coarse, refine, fuse, write; their times
+are printed at the end of each case (JSON mode: a "timing" log line with a ``timings`` field).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..errors import DccsegError
+from ..inference import segment_volume
+from ..inference.batch import OUTPUT_SUFFIXES, Job, Rank, is_batch, plan_jobs
+from ..io import read_image, write_labelmap, write_segmentation
+from ..fileutil import full_suffix
+from ..organs import parse_organ_list
+from ..progress import Progress
+from ..store import load_model
+
+
+def register(subparsers, common) -> None:
+    parser = subparsers.add_parser("segment", parents=[common], help="segment abdominal organs in a CT (file, DICOM folder, folder of CTs or dataset)", description=__doc__)
+    parser.add_argument("input", type=Path, help="CT file (.nii.gz, .nrrd, .mha, ...), DICOM series folder, folder of CT files, or dataset folder")
+    parser.add_argument("output", type=Path, help="output file (.seg.nrrd, or a label map .nii.gz/.nrrd/.mha with ids 1..13); a folder when INPUT holds several CTs")
+    parser.add_argument("--model", default=None, help="model reference: name, name@version or a model folder (default: the newest dccseg-abdomen)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to run (auto: the GPU when there is one)")
+    parser.add_argument("--organs", default=None, help="comma-separated organ subset, e.g. liver,spleen or 6,1 (default: all)")
+    parser.add_argument("--fast", action="store_true", help="one patch per organ and slice instead of the model's K (faster, a little less accurate)")
+    parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES, help="output format for folder/dataset input (default .seg.nrrd)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files (otherwise an existing output is an error, or skipped in a batch)")
+    parser.set_defaults(func=run)
+
+
+def run(args, progress: Progress) -> int:
+    organs = parse_organ_list(args.organs)
+    rank = Rank.from_env()
+    batch = is_batch(args.input)
+    jobs = rank.share(plan_jobs(args.input, args.output, args.format, args.overwrite))
+    if not jobs:
+        progress.log(f"nothing to do: every output in {args.output} exists (pass --overwrite to redo them)")
+        return 0
+    start = time.perf_counter()
+    progress.update("load", 0.0, "loading the model")
+    model = load_model(args.model, rank.device(args.device))
+    model_seconds = time.perf_counter() - start
+    progress.log(f"model {model.card.ref} on {model.device} ({model_seconds:.1f} s)")
+    failures = []
+    for index, job in enumerate(jobs):
+        if batch:
+            progress.log(f"case {index + 1}/{len(jobs)}: {job.case_id}")
+        try:
+            segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0)
+        except DccsegError as exc:
+            if not batch:
+                raise
+            failures.append(f"{job.case_id}: {exc}")
+            progress.log(f"case {job.case_id} failed: {exc}")
+    if failures:
+        raise DccsegError(f"{len(failures)} of {len(jobs)} cases failed ({failures[0]}{' ...' if len(failures) > 1 else ''}); fix or remove them and rerun (finished cases are kept)")
+    return 0
+
+
+def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0) -> dict[str, float]:
+    """Read, segment and write one case; logs and returns the seconds of each stage."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    progress.update("load", 0.5, f"reading {job.source.name}")
+    ct = read_image(job.source)
+    timings["load"] = extra_load + time.perf_counter() - start
+    progress.update("load", 1.0, f"{'x'.join(str(s) for s in ct.size_xyz)} voxels")
+    labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings)
+    start = time.perf_counter()
+    progress.update("write", 0.0, f"writing {job.output.name}")
+    if full_suffix(job.output) == ".seg.nrrd":
+        write_segmentation(labels, job.output, organs)
+    else:
+        write_labelmap(labels, job.output)
+    timings["write"] = time.perf_counter() - start
+    progress.update("write", 1.0, str(job.output))
+    timings = {stage: round(timings[stage], 2) for stage in ("load", "coarse", "refine", "fuse", "write")}
+    text = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items())
+    progress.log(f"timing: {text} (total {sum(timings.values()):.1f} s)", timings=timings)
+    return timings

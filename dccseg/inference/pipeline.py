@@ -1,0 +1,161 @@
+"""``segment_volume``: coarse 3D network -> organ patches per slice -> refine network -> fusion -> input grid.
+
+The steps (method.md §1.8) run on two working grids in canonical orientation: the coarse grid
+(``coarse_spacing``) and the refine grid (in-plane ``refine_spacing``, slices at
+``refine_slice_thickness`` or native). Only uint8 labels and one normalised float32 image per grid
+are held at once; the refine votes live in per-organ bounding boxes (dccseg.fusion).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+
+from ..errors import DccsegError
+from ..fusion import VoteAccumulator, fuse
+from ..networks import CoarseConfig, RefineConfig, make_refine_input, pad_to_multiple
+from ..organs import ORGAN_BY_LABEL, Organ
+from ..patches import extract_patches, organ_slice_centers
+from ..preprocess import normalize_ct, resample, resample_like, to_canonical
+from ..progress import QUIET, Progress
+from ..volume import Volume
+from .device import BatchRunner, autocast
+from .settings import MAX_COARSE_ROI, InferenceSettings
+
+
+def segment_volume(
+    ct: Volume,
+    model: Any,
+    organs: Iterable[Organ] | None = None,
+    fast: bool = False,
+    progress: Progress = QUIET,
+    batch_size: int | None = None,
+    timings: dict[str, float] | None = None,
+) -> Volume:
+    """Segment ``ct`` (HU) with a loaded model; returns a uint8 label map (ids 1..13) on ``ct``'s exact grid.
+
+    ``organs`` limits refinement and output to those organs (default: all the model has);
+    ``fast`` uses the card's ``fast_patches_per_slice``; ``timings`` (if given) receives the
+    seconds of the "coarse", "refine" and "fuse" stages.
+    """
+    settings = InferenceSettings.from_card(model.card.preprocessing, fast)
+    wanted = _organ_labels(model, organs)
+    times = timings if timings is not None else {}
+    start = time.perf_counter()
+
+    canonical, orientation = to_canonical(ct)
+    progress.update("coarse", 0.0, "coarse network")
+    coarse = coarse_labels(canonical, model, settings, progress)
+    times["coarse"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    image, grid = _refine_image(canonical, settings)
+    labels = resample_like(coarse, grid, is_label=True).array
+    del coarse
+    accumulators = refine_votes(image, labels, wanted, model, settings, progress, batch_size)
+    del image, labels
+    times["refine"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    progress.update("fuse", 0.0, "majority vote")
+    refined = fuse(grid.shape, accumulators).cpu().numpy() if accumulators else np.zeros(grid.shape, dtype=np.uint8)
+    del accumulators
+    progress.update("fuse", 0.5, "back to the input grid")
+    on_canonical = resample_like(grid.with_array(refined), canonical, is_label=True)
+    result = orientation.restore(on_canonical)
+    progress.update("fuse", 1.0, "done")
+    times["fuse"] = time.perf_counter() - start
+    return result
+
+
+def _organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]:
+    available = {o.label for o in model.card.organ_objects}
+    if organs is None:
+        return sorted(available)
+    labels = sorted({o.label for o in organs})
+    missing = [ORGAN_BY_LABEL[label].key for label in labels if label not in available]
+    if missing:
+        raise DccsegError(f"model {model.card.ref} does not segment {', '.join(missing)}; choose organs among {', '.join(o.key for o in model.card.organ_objects)}")
+    return labels
+
+
+def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> Volume:
+    """The coarse network's argmax labels (uint8) on the coarse grid."""
+    small = resample(canonical, settings.coarse_spacing, is_label=False)
+    x = torch.from_numpy(normalize_ct(small.array, settings.intensity))[None, None]
+    divisor = CoarseConfig.from_dict(model.card.architecture["coarse"]).size_divisor
+    shape = x.shape[-3:]
+    try:
+        logits = _coarse_logits(model.coarse, x, divisor)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        progress.log("GPU out of memory in the coarse network: running it on the CPU")
+        model.coarse.to("cpu")
+        logits = _coarse_logits(model.coarse, x, divisor)
+    labels = logits[0, :, : shape[0], : shape[1], : shape[2]].argmax(0).to(torch.uint8).cpu().numpy()
+    progress.update("coarse", 1.0, "coarse labels")
+    return small.with_array(labels)
+
+
+def _coarse_logits(net: torch.nn.Module, x: torch.Tensor, divisor: int) -> torch.Tensor:
+    """Logits of the padded volume: in one pass, or by sliding window when a side exceeds MAX_COARSE_ROI."""
+    device = next(net.parameters()).device
+    padded = pad_to_multiple(x, divisor, value=-1.0).to(device)
+    roi = tuple(min(MAX_COARSE_ROI, s) for s in padded.shape[-3:])
+    with torch.inference_mode(), autocast(device):
+        if roi == tuple(padded.shape[-3:]):
+            return net(padded).float()
+        return sliding_window_inference(padded, roi, 1, lambda t: net(t).float(), overlap=0.25, mode="gaussian")
+
+
+def _refine_image(canonical: Volume, settings: InferenceSettings) -> tuple[torch.Tensor, Volume]:
+    """The normalised image (Z, H, W) float32 on the refine grid, and that grid (as a uint8 volume)."""
+    spacing = settings.refine_grid_spacing(canonical.spacing[2])
+    on_grid = resample(canonical, spacing, is_label=False)
+    image = torch.from_numpy(normalize_ct(on_grid.array, settings.intensity))
+    grid = on_grid.with_array(np.zeros(on_grid.shape, dtype=np.uint8))
+    return image, grid
+
+
+def refine_votes(
+    image: torch.Tensor,
+    labels: np.ndarray,
+    wanted: list[int],
+    model: Any,
+    settings: InferenceSettings,
+    progress: Progress = QUIET,
+    batch_size: int | None = None,
+) -> list[VoteAccumulator]:
+    """Run the refine network on every organ patch of every slice and collect the votes per organ."""
+    device = model.device
+    size = settings.patch_size
+    in_channels = RefineConfig.from_dict(model.card.architecture["refine"]).in_channels
+    plan = []
+    for label in wanted:
+        centers = organ_slice_centers(labels == label, settings.patches_per_slice, seed=label)
+        if centers.shape[0]:
+            plan.append((label, torch.from_numpy(centers)))
+    total = sum(c.shape[0] for _, c in plan)
+    progress.update("refine", 0.0, f"{total} patches, {len(plan)} organs")
+    image = image.to(device)
+    label_map = torch.from_numpy(labels).to(device)
+    runner = BatchRunner(model.refine, device, batch_size, progress)
+    accumulators = []
+    done = 0
+    for label, centers in plan:
+        accumulator = VoteAccumulator(label, centers, size, tuple(labels.shape), device)
+        for first in range(0, centers.shape[0], runner.batch_size * 4):
+            chunk = centers[first : first + runner.batch_size * 4]
+            organ = torch.full((chunk.shape[0],), label, dtype=torch.uint8)
+            image_patches, mask_patches = extract_patches(image, label_map, chunk, size, organ_labels=organ)
+            inputs = make_refine_input(image_patches, mask_patches, in_channels)
+            probs = runner(inputs, post=lambda logits: torch.softmax(logits, dim=1)[:, 1])
+            accumulator.add(chunk, probs)
+            done += chunk.shape[0]
+            progress.update("refine", done / max(total, 1), f"{done}/{total} patches")
+        accumulators.append(accumulator)
+    return accumulators
