@@ -317,22 +317,17 @@ def engine_has(*command_modules: str) -> bool:
     return engine_cli_builds() and all(importlib.util.find_spec(f"dccseg.commands.{m}") for m in command_modules)
 
 
-@pytest.mark.skipif(not engine_has("models"), reason="dccseg models (model store) not landed yet")
-def test_models_list_from_the_real_engine_with_a_temp_store(tmp_path):
-    from DCCSegmentLib.models import list_models
-
-    env = dict(os.environ, DCCSEG_MODEL_STORE=str(tmp_path / "store"))
-    models = list_models(Engine(sys.executable, env))
-    assert all(m.builtin for m in models), "an empty user store must list only built-in models"
-    assert all(m.name and m.version for m in models)
-
-
-@pytest.mark.skipif(not engine_has("dataset", "phantom"), reason="engine CLI not complete yet")
-def test_real_engine_help_through_the_runner():
+@pytest.mark.skipif(not engine_has("models"), reason="engine CLI or its models command not landed yet")
+def test_runner_lists_models_from_the_real_engine_with_a_temp_store(tmp_path):
+    """One real engine process (its start-up costs seconds): the runner reads it, the list parser reads its JSON."""
     runner = SubprocessRunner()
-    runner.start(Engine(sys.executable).command("--help"))
-    lines, code = drain(runner, timeout=60)
-    assert code == 0 and any("segment" in line or "dataset" in line for line in lines)
+    engine = Engine(sys.executable, dict(os.environ, DCCSEG_MODEL_STORE=str(tmp_path / "store")))
+    runner.start(engine.command("models", "list", "--json"), env=engine.environment())
+    lines, code = drain(runner, timeout=240)
+    assert code == 0, lines
+    models = parse_model_list(parse_json_output("\n".join(lines)))
+    assert all(m.builtin for m in models), "an empty user store must list only built-in models"
+    assert all(m.name and m.version and m.ref == f"{m.name}@{m.version}" for m in models)
 
 
 # --- organ table ----------------------------------------------------------------------------------
