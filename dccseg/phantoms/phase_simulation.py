@@ -1,6 +1,8 @@
 """Move a real CT from one contrast phase to another inside organ masks, keeping its texture.
 
-Inside each organ the HU are mapped ``target_mean + (hu - source_mean) * target_sd / source_sd``;
+Inside each organ the HU are mapped ``target_mean + (hu - source_mean) * scale``, where ``scale``
+changes the organ's measured variance by the difference of the two phases' texture variances
+(scanner noise is not amplified);
 the change is blended in with a weight that falls smoothly over ~1-2 voxels at the mask border and
 ramps from zero at fat (-100 HU) to one at -60 HU (judged on the lower of the HU before and after,
 which makes the way back the inverse), so gas and fat inside or around organs are left alone.
@@ -34,6 +36,14 @@ def measure_organ_means(ct: Volume, labels: Volume) -> dict[int, float]:
         if label > 0 and mask.any():
             out[int(label)] = float(ct.array[mask].mean())
     return out
+
+
+def _texture_scale(values: np.ndarray, source_sd: float, target_sd: float) -> float:
+    """Factor that turns the measured spread into one with ``target_sd**2 - source_sd**2`` more variance."""
+    measured = float(values.std()) if values.size > 1 else 0.0
+    if measured < 1e-3:
+        return 1.0
+    return float(np.sqrt(max(measured**2 + target_sd**2 - source_sd**2, (0.5 * measured) ** 2))) / measured
 
 
 def _blend_weight(mask: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
@@ -92,7 +102,9 @@ def simulate_phase(
             continue
         tissue = TISSUE_BY_NAME[ORGAN_TISSUE[ORGAN_BY_LABEL[label].key]]
         target = (target_means or {}).get(label, scan.of(tissue.name))
-        _move(image, organ_labels.array == label, free, source_mean, target, tissue.sd[target_idx] / tissue.sd[source_idx])
+        mask = organ_labels.array == label
+        scale = _texture_scale(ct.array[mask & (ct.array > SOFT_TISSUE_HU)], tissue.sd[source_idx], tissue.sd[target_idx])
+        _move(image, mask, free, source_mean, target, scale)
     if structure_labels is not None:
         if not structure_labels.same_grid(ct) or not structure_names:
             raise DccsegError("structure labels need the CT's grid and a names list; give both or leave them out")
@@ -103,5 +115,6 @@ def simulate_phase(
             mask = (structure_labels.array == label) & (ct.array > SOFT_TISSUE_HU)
             if mask.any():
                 tissue = TISSUE_BY_NAME[tissue_name]
-                _move(image, structure_labels.array == label, free, float(ct.array[mask].mean()), scan.of(tissue_name), tissue.sd[target_idx] / tissue.sd[source_idx])
+                scale = _texture_scale(ct.array[mask], tissue.sd[source_idx], tissue.sd[target_idx])
+                _move(image, structure_labels.array == label, free, float(ct.array[mask].mean()), scan.of(tissue_name), scale)
     return ct.with_array(image)
