@@ -179,13 +179,13 @@ def tiny() -> TrainingConfig:
         name="tiny",
         preprocessing=Preprocessing(coarse_spacing=(6.0, 6.0, 6.0), refine_spacing=(3.0, 3.0), patch_size=32, patches_per_slice=3),
         coarse=CoarseTraining(
-            network=CoarseConfig.tiny(), epochs=4, batch_size=2, crop=(32, 32, 32), samples_per_case=3,
+            network=CoarseConfig(channels=(8, 16, 32), num_res_units=0), epochs=6, batch_size=2, crop=(32, 32, 32), samples_per_case=6,
             optimizer=OptimizerConfig("adam", lr=1e-2, weight_decay=0.0, schedule="constant"), validate_every=1,
         ),
         refine=RefineTraining(
             network=RefineConfig.tiny(), epochs=4, batch_size=32, patches_per_organ=12, val_patches_per_organ=6,
             phase_variants=1, prior="degraded", folds=2, fold_epochs=2,
-            optimizer=OptimizerConfig("adam", lr=3e-3, weight_decay=0.0, schedule="constant", grad_clip=None),
+            optimizer=OptimizerConfig("adam", lr=1e-2, weight_decay=0.0, schedule="constant", grad_clip=None),
         ),
         pretrain=PretrainTraining(epochs=1, batch_size=8, patches_per_organ=4),
         phase=PhaseAugment(probability=0.5, synthetic_cases=0),
