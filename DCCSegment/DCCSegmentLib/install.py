@@ -111,7 +111,7 @@ def ensure_engine(module_dir: Path, ask: bool = True) -> bool:
     ):
         _declined = True
         return False
-    if not is_present("torch") and not _install_torch():
+    if not is_present("torch") and not _install_torch(ask):
         return False
     constraints = Path(slicer.app.temporaryPath) / "dccseg-constraints.txt"
     constraints.write_text(constraints_text())
@@ -121,7 +121,7 @@ def ensure_engine(module_dir: Path, ask: bool = True) -> bool:
     return engine_is_current(source)
 
 
-def _install_torch() -> bool:
+def _install_torch(ask: bool) -> bool:
     import slicer
 
     try:
@@ -129,4 +129,4 @@ def _install_torch() -> bool:
     except ModuleNotFoundError:
         slicer.util.errorDisplay("DCC Segment needs the PyTorch extension: install it from the Extensions Manager, restart Slicer, and try again.")
         return False
-    return PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is not None
+    return PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=ask) is not None

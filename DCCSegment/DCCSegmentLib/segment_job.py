@@ -73,7 +73,8 @@ class SegmentJob:
         self.log_tail.append(line)
         event = parse_progress_line(line)
         if event is None:
-            if line.strip():
+            repeats_error = self.error_message and line.startswith("dccseg: error:")
+            if line.strip() and not repeats_error:
                 update.log.append(line)
             return
         if event.is_error:

@@ -130,9 +130,21 @@ def guess_phase(engine: Engine, image: Path, label: Path | None) -> PhaseGuess |
     if not isinstance(result, dict) or not isinstance(result.get("phase"), str):
         return None
     confidence = result.get("confidence")
-    evidence = result.get("evidence")
-    return PhaseGuess(
-        result["phase"],
-        float(confidence) if isinstance(confidence, (int, float)) else None,
-        evidence if isinstance(evidence, str) else json.dumps(evidence) if evidence else "",
-    )
+    return PhaseGuess(result["phase"], float(confidence) if isinstance(confidence, (int, float)) else None, _evidence_text(result.get("evidence")))
+
+
+def _evidence_text(evidence: Any) -> str:
+    """The guess's evidence as short text (the engine gives a dict such as mean HU per organ)."""
+    if isinstance(evidence, str):
+        return evidence
+    if isinstance(evidence, dict):
+        return ", ".join(f"{k} {_short(v)}" for k, v in evidence.items())
+    return ""
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k} {_short(v)}" for k, v in value.items()) + ")"
+    return str(value)

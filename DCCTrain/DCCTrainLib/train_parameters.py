@@ -41,7 +41,7 @@ class TrainParameters:
             args += ["--epochs", str(self.epochs)]
         if self.stage in ("pretrain", "all"):
             args += ["--loss", self.loss]
-        if self.stage == "all" and self.name:
+        if self.stage in ("all", "refine") and self.name:
             args += ["--name", self.name]
         if resume:
             args.append("--resume")

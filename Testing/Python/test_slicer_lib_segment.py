@@ -209,6 +209,7 @@ def test_segment_job_maps_engine_error_to_a_cpu_retry(fake_engine):
     assert not update.succeeded
     assert update.advice.kind == "no_gpu" and update.advice.retry == {"device": "cpu"}
     assert any(line.startswith("ERROR: CUDA is not available") for line in log)
+    assert not any(line.startswith("dccseg: error:") for line in log), "the stderr copy of the error is not repeated"
     retry = job.parameters.with_changes(**update.advice.retry)
     assert retry.device == "cpu" and retry.input_path == job.parameters.input_path
 

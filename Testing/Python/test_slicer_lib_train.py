@@ -184,6 +184,8 @@ def test_guess_phase_parses_the_engine_answer_or_gives_none(tmp_path):
     good = fake_python(tmp_path / "good", "import json\nprint(json.dumps({'phase': 'arterial', 'confidence': 0.8, 'evidence': 'aorta 250 HU'}))\n")
     guess = guess_phase(Engine(good), tmp_path / "i.nrrd", tmp_path / "l.nrrd")
     assert (guess.phase, guess.confidence, guess.evidence) == ("arterial", 0.8, "aorta 250 HU")
+    detailed = fake_python(tmp_path / "dict", "import json\nprint(json.dumps({'phase': 'delayed', 'confidence': 0.5, 'evidence': {'means': {'aorta': 151.234}, 'rule': 'x'}}))\n")
+    assert guess_phase(Engine(detailed), tmp_path / "i.nrrd", None).evidence == "means (aorta 151), rule x"
     bad = fake_python(tmp_path / "bad", "import sys\nsys.exit(2)\n")
     assert guess_phase(Engine(bad), tmp_path / "i.nrrd", None) is None
 
