@@ -39,6 +39,12 @@ def ensure_writable_dir(directory: Path) -> None:
         raise DccsegError(f"output folder {directory} is not writable; choose a writable location")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` and rename it onto ``path`` on success.
@@ -52,6 +58,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{strip_suffix(target)}.", suffix=f".part{full_suffix(target)}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_current_umask())
     try:
         yield tmp
         os.replace(tmp, target)
