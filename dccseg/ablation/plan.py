@@ -87,8 +87,8 @@ def tiny() -> AblationPlan:
 
 def small() -> AblationPlan:
     overrides = {
-        **SHARED, "pretrain__epochs": 6, "pretrain__batch_size": 32, "pretrain__patches_per_organ": 12,
-        "refine__epochs": 8, "refine__patches_per_organ": 16, "refine__batch_size": 32,
+        **SHARED, "pretrain__epochs": 6, "pretrain__batch_size": 32, "pretrain__patches_per_organ": 8,
+        "refine__epochs": 8, "refine__patches_per_organ": 8, "refine__batch_size": 32,
     }
     return AblationPlan("small", "tiny", overrides, BASE_ARMS, BenchmarkData())
 
