@@ -148,7 +148,7 @@ def fit_pretrain(session: Session, cases: list[PretrainCase], loss_name: str, fo
     def batches(epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([config.seed, epoch, 5])
         generator.manual_seed(int(rng.integers(2**62)) + ctx.rank)
-        totals[epoch] = {"views": 0.0, "empty": 0.0}
+        totals[epoch] = {"views": 0.0, "empty": torch.zeros((), device=device)}
         rows = patch_rows(cases, settings.patches_per_organ, rng)
         rows = rows[rng.permutation(len(rows))][ctx.rank :: ctx.world_size]
         count = len(rows) // local_batch  # drop_last: a batch of one patch has no negatives (pitfall 11)
@@ -162,12 +162,12 @@ def fit_pretrain(session: Session, cases: list[PretrainCase], loss_name: str, fo
         value, _ = module(inputs, targets)
         empty = targets.mask.flatten(1).sum(1) < MIN_MASK_PX
         totals[epoch]["views"] += empty.numel()
-        totals[epoch]["empty"] += float(empty.sum())
+        totals[epoch]["empty"] += empty.sum()  # stays on the device: no sync per batch
         return value
 
     def epoch_stats(epoch: int) -> dict[str, Any]:
-        record = totals.get(epoch, {"views": 0.0, "empty": 0.0})
-        rate = distributed.mean_over_ranks(record["empty"] / max(record["views"], 1.0), ctx)
+        record = totals.get(epoch, {"views": 0.0, "empty": torch.zeros(())})
+        rate = distributed.mean_over_ranks(float(record["empty"]) / max(record["views"], 1.0), ctx)
         return {"empty_view_rate": round(rate, 5), "loss": loss_name, "form": form}
 
     spec = Stage(
