@@ -114,7 +114,7 @@ class RunState:
         previous = read_status(self.run_dir)
         if self.writer:
             ensure_writable_dir(self.run_dir)
-        if previous is not None and not resume:
+        if previous is not None and not resume and self.writer:  # other ranks may already see rank 0's new status
             raise DccsegError(f"{self.run_dir} already holds a training run; pass --resume to continue it or choose a new --output folder")
         if previous is not None:
             self.status["best"] = previous.get("best")
