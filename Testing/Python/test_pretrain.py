@@ -87,13 +87,13 @@ def case_hu() -> np.ndarray:
     return ct
 
 
-@pytest.mark.parametrize("loss", ["agcl", "ce", "dcc"])
-def test_every_loss_trains_the_encoder(loss):
+@pytest.mark.parametrize("loss, form", [("agcl", "paper"), ("ce", "paper"), ("dcc", "paper"), ("dcc", "code")])
+def test_every_loss_trains_the_encoder(loss, form):
     case, _ = flat_organ_case("fixed")
     batch = gather_batch([case], patch_rows([case], 4, np.random.default_rng(1)), 32)
     inputs, targets = batch_views(batch, ViewConfig(size=32), 2, torch.Generator().manual_seed(1), torch.device("cpu"))
     encoder = build_encoder(RefineConfig.tiny())
-    objective = PretrainObjective(encoder, build_pretrain_loss(loss, feature_dim=encoder.out_channels[1]))
+    objective = PretrainObjective(encoder, build_pretrain_loss(loss, preset=form, feature_dim=encoder.out_channels[1]))
     value, _ = objective(inputs, targets)
     value.backward()
     assert torch.isfinite(value)
