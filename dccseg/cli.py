@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "evaluate",
     "train",
     "segment",
+    "ablation",
 )
 
 

@@ -1,4 +1,4 @@
-"""``dccseg train coarse|refine|all DATASET --output RUN_DIR``: train models, resumably, in a run folder.
+"""``dccseg train coarse|refine|pretrain|all DATASET --output RUN_DIR``: train models, resumably, in a run folder.
 
 The run folder holds ``status.json``, ``metrics.jsonl`` and the checkpoints (see
 ``dccseg.training.runstate``). Under ``torchrun`` every process runs this same command; rank 0
@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..losses import LOSS_NAMES
 from ..progress import Progress
 from ..store import DEFAULT_MODEL_NAME
 from ..training.configs import OPTIMIZER_PRESETS, PRESETS, PRIORS
 from ..training.distributed import DEVICE_CHOICES
 from ..training.pipeline import PRETRAIN_LOSSES, train_all, train_coarse, train_refine
+from ..training.pretrain import FORMS, train_pretrain
+from ..training.pretrain_data import D_SCALES
 
 STOPPED_EXIT = 130
 
@@ -53,6 +56,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     refine.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name written into RUN_DIR/model's card")
     refine.set_defaults(func=run_refine)
 
+    pretrain = stages.add_parser("pretrain", parents=[common], help="contrastive pretraining of the refine encoder on organ patches (issue 4)")
+    _common(pretrain)
+    _pretrain_options(pretrain)
+    pretrain.set_defaults(func=run_pretrain)
+
     everything = stages.add_parser("all", parents=[common], help="coarse -> pretrain -> refine -> evaluate -> register a new model version")
     _common(everything)
     _refine_options(everything)
@@ -61,10 +69,31 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     everything.set_defaults(func=run_all)
 
 
+def _pretrain_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loss", choices=LOSS_NAMES, default="dcc", help="pretraining loss (default dcc)")
+    parser.add_argument("--form", choices=FORMS, default="paper", help="paper: Eq. 4, clamped weights, Adam; code: the released code's loss form, unclamped weights, SGD 5e-4")
+    parser.add_argument("--temperature", type=float, help="contrastive temperature (base temperature equal to it; default 0.07)")
+    parser.add_argument("--d-scale", choices=D_SCALES, default="fixed", help="scale of the mean organ intensity d: fixed HU window (default) or the per-volume percentile scale of the paper")
+    parser.add_argument("--batch-size", type=int, help="patches per batch (two views each), overriding the preset")
+    parser.add_argument("--coarse", metavar="RUN_DIR_OR_MODEL", help="coarse model whose predictions give the attention masks (with --prior coarse)")
+    parser.add_argument("--prior", choices=PRIORS, help="attention masks: oof (out-of-fold coarse predictions), coarse, degraded (default: the preset's)")
+    parser.add_argument("--folds", type=int, help="folds for --prior oof")
+    parser.set_defaults(optimizer=None)
+
+
+def run_pretrain(args: argparse.Namespace, progress: Progress) -> int:
+    overrides = _overrides(args, ("pretrain",))
+    overrides.update({k: v for k, v in {"pretrain__batch_size": args.batch_size, "pretrain__temperature": args.temperature}.items() if v is not None})
+    return _exit(train_pretrain(
+        args.dataset, args.output, loss=args.loss, form=args.form, d_scale=args.d_scale, coarse=args.coarse, config=args.config,
+        overrides=overrides, device=args.device, resume=args.resume, progress=_progress(progress),
+    ))
+
+
 def _overrides(args: argparse.Namespace, stages: tuple[str, ...]) -> dict[str, object]:
     values: dict[str, object] = {f"{s}__epochs": args.epochs for s in stages}
     values.update(val_fraction=args.val_fraction, seed=args.seed, num_workers=args.workers)
-    if "refine" in stages:
+    if "refine" in stages or "pretrain" in stages:
         values.update(refine__prior=args.prior, refine__folds=args.folds, refine__optimizer=args.optimizer)
     return {k: v for k, v in values.items() if v is not None}
 

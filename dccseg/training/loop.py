@@ -55,6 +55,7 @@ class Stage:
     validate_every: int = 1
     grad_clip: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    epoch_stats: Callable[[int], dict[str, Any]] | None = None  # extra fields of the epoch's metrics record
 
 
 def mean_dice(values: dict[str, float]) -> float | None:
@@ -104,6 +105,8 @@ def run_stage(stage: Stage, ctx: DeviceContext, state: RunState, stop: StopFlag,
             "stage": stage.name, "epoch": epoch, "train_loss": train_loss, "val_dice_mean": None, "val_dice": {},
             "lr": float(stage.optimizer.param_groups[0]["lr"]),
         }
+        if stage.epoch_stats is not None:
+            record.update(stage.epoch_stats(epoch))
         stage.scheduler.step()
         if stage.validate is not None and (epoch % stage.validate_every == 0 or epoch == stage.epochs):
             if ctx.is_writer:
