@@ -60,7 +60,7 @@ class BatchRunner:
 
     def _forward(self, chunk: torch.Tensor, post: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode(), autocast(self.device):
-            return post(self.net(chunk.to(self.device, non_blocking=True)).float())
+            return post(self.net(chunk.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)).float())
 
     def _shrink(self) -> None:
         torch.cuda.empty_cache()

@@ -24,6 +24,7 @@ from ..preprocess import normalize_ct, resample, resample_like, to_canonical
 from ..progress import QUIET, Progress
 from ..volume import Volume
 from .device import BatchRunner, autocast
+from .optimize import inference_network
 from .settings import MAX_COARSE_ROI, InferenceSettings
 
 
@@ -143,7 +144,7 @@ def refine_votes(
     progress.update("refine", 0.0, f"{total} patches, {len(plan)} organs")
     image = image.to(device)
     label_map = torch.from_numpy(labels).to(device)
-    runner = BatchRunner(model.refine, device, batch_size, progress)
+    runner = BatchRunner(inference_network(model.refine, in_channels, size, device), device, batch_size, progress)
     accumulators = []
     done = 0
     for label, centers in plan:
