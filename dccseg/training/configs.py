@@ -177,9 +177,9 @@ def tiny() -> TrainingConfig:
     """Tests: a few-thousand-parameter pair of networks on coarse grids; minutes on a 2-core CPU."""
     return TrainingConfig(
         name="tiny",
-        preprocessing=Preprocessing(coarse_spacing=(6.0, 6.0, 6.0), refine_spacing=(3.0, 3.0), patch_size=32, patches_per_slice=3),
+        preprocessing=Preprocessing(coarse_spacing=(8.0, 8.0, 8.0), refine_spacing=(3.0, 3.0), patch_size=32, patches_per_slice=3),
         coarse=CoarseTraining(
-            network=CoarseConfig(channels=(8, 16, 32), num_res_units=0), epochs=6, batch_size=2, crop=(32, 32, 32), samples_per_case=6,
+            network=CoarseConfig(channels=(8, 16, 32), num_res_units=0), epochs=10, batch_size=2, crop=(32, 32, 32), samples_per_case=8,
             optimizer=OptimizerConfig("adam", lr=1e-2, weight_decay=0.0, schedule="constant"), validate_every=1,
         ),
         refine=RefineTraining(
