@@ -44,7 +44,8 @@ def fit_refine(session: Session, train: list[RefineCase], val: list[RefineCase],
     def batches(epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([config.seed, epoch, 2])
         rows = patch_rows(train, settings.patches_per_organ, config.phase.probability, rng)
-        rows = rows[rng.permutation(len(rows))][ctx.rank :: ctx.world_size]
+        rows = rows[rng.permutation(len(rows))]
+        rows = rows[: len(rows) - len(rows) % ctx.world_size][ctx.rank :: ctx.world_size]  # equal shares: DDP needs equal step counts
         return [rows[i : i + settings.batch_size] for i in range(0, len(rows), settings.batch_size)]
 
     def loss_fn(module: nn.Module, rows: np.ndarray) -> torch.Tensor:
