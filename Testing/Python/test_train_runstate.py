@@ -101,3 +101,17 @@ def test_resume_drops_metric_lines_logged_after_the_checkpoint(tmp_path):
     run(tmp_path, epochs=3, resume=True)
     assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2, 3]
     assert read_metrics(tmp_path)[-1]["train_loss"] != ghost["train_loss"]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_mixed_precision_paths_train_and_resume(tmp_path, dtype):
+    """The CUDA code path (autocast; fp16 with a gradient scaler), exercised with CPU autocast."""
+    ctx = distributed.DeviceContext(torch.device("cpu"), amp_dtype=dtype)
+    for epochs, resume in ((2, False), (3, True)):
+        state = RunState(tmp_path, {"coarse": 1.0})
+        state.open(resume=resume)
+        result = run_stage(toy_stage(epochs), ctx, state, StopFlag(), QUIET, resume)
+    assert result.state == "finished" and [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2, 3]
+    scaler = torch.load(tmp_path / "coarse" / "last.pt", weights_only=True)["scaler"]
+    assert bool(scaler) == (dtype == torch.float16)
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in read_metrics(tmp_path))
