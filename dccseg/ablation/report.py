@@ -112,7 +112,7 @@ def render(results: dict[str, Any], values: dict[str, Any], arms: list[str], pha
     lines += _table(["arm", *organs], [[arm, *(by_organ[arm][k] for k in organs)] for arm in arms])
     lines += ["", "![Dice per arm and organ](dice_by_organ.png)", ""]
     lines += _pretraining(results, arms)
-    lines += _verdict(by_phase, arms, phases, values)
+    lines += _verdict(by_phase, arms, phases, values, plan["data"]["train"])
     return "\n".join(lines) + "\n"
 
 
@@ -178,7 +178,7 @@ def _pretraining(results: dict[str, Any], arms: list[str]) -> list[str]:
     return lines + [""]
 
 
-def _verdict(by_phase: dict[str, Any], arms: list[str], phases: list[str], values: dict[str, Any]) -> list[str]:
+def _verdict(by_phase: dict[str, Any], arms: list[str], phases: list[str], values: dict[str, Any], train: dict[str, int]) -> list[str]:
     """What the numbers say about the paper's hypothesis (none < SimCLR < AGCL < DCC, biggest gain on the scarce phase)."""
     lines = ["## What it shows", ""]
     ordered = sorted(arms, key=lambda a: -(by_phase[a]["all"] or 0.0))
@@ -192,10 +192,15 @@ def _verdict(by_phase: dict[str, Any], arms: list[str], phases: list[str], value
         significant = [a for a in arms if a != BASELINE and paired(values, a, BASELINE)["significant"]]
         lines.append(f"* Significant differences from no pretraining (p < 0.01): {', '.join(significant) if significant else 'none'}.")
         gains = {p: {a: (by_phase[a][p] or 0) - (by_phase[BASELINE][p] or 0) for a in arms if a != BASELINE} for p in phases}
+        scarce = min((p for p in phases if p in train), key=lambda p: train[p], default=None)
         for arm in (a for a in ("dcc", "agcl", "simclr") if a in arms):
-            best = max(phases, key=lambda p: gains[p][arm]) if phases else None
-            if best is not None:
-                lines.append(f"* {arm}: largest gain over none on {best} ({gains[best][arm]:+.3f}); per phase " + ", ".join(f"{p} {gains[p][arm]:+.3f}" for p in phases) + ".")
+            if phases:
+                best = max(phases, key=lambda p: gains[p][arm])
+                lines.append(f"* {arm} minus none per phase: " + ", ".join(f"{p} {gains[p][arm]:+.3f}" for p in phases) + f"; best phase {best}.")
+        if scarce is not None and "dcc" in arms:
+            others = [gains[p]["dcc"] for p in phases if p != scarce]
+            rest = f" vs {np.mean(others):+.3f} on the other phases" if others else ""
+            lines.append(f"* Scarce training phase ({scarce}, {train[scarce]} training case(s)): dcc minus none {gains[scarce]['dcc']:+.3f}{rest}.")
     if "dcc" in arms and "dcc-percentile" in arms:
         diff = (by_phase["dcc"]["all"] or 0) - (by_phase["dcc-percentile"]["all"] or 0)
         result = paired(values, "dcc", "dcc-percentile")
