@@ -9,7 +9,7 @@ import torch
 
 from dccseg.evaluation import evaluate_pair
 from dccseg.inference import segment_volume
-from dccseg.io import read_labelmap, write_image, write_labelmap
+from dccseg.io import read_labelmap, write_image
 from dccseg.phantoms import procedural_phantom
 from dccseg.store import ModelCard, build_networks, load_model
 from dccseg.training.export import write_model_folder

@@ -23,22 +23,24 @@ import torch
 
 from dccseg.errors import DccsegError
 from dccseg.inference.settings import InferenceSettings
+from dccseg.networks import CoarseConfig
 from dccseg.progress import QUIET, Progress
 from dccseg.store import DEFAULT_MODEL_NAME, ModelStore, dataset_hash
 from dccseg.training.augment import source_phase
 from dccseg.training.cases import CaseVolumes, on_grid, read_canonical
-from dccseg.training.coarse import coarse_network, fit_coarse, predict_coarse
+from dccseg.training.coarse import coarse_network, fit_coarse
 from dccseg.training.coarse_data import synthetic_cases
 from dccseg.training.configs import Preprocessing
 from dccseg.training.evaluate import evaluate_model_folder
 from dccseg.training.export import MODEL_FOLDER, RUN_MODEL_VERSION, build_card, export_model, load_part, read_model_folder, save_part, write_model_folder
 from dccseg.training.loop import StageStopped
-from dccseg.training.priors import degraded_prior, out_of_fold_priors
+from dccseg.training.priors import degraded_prior, out_of_fold_priors, predicted_prior
 from dccseg.training.refine import STAGE as REFINE_STAGE
 from dccseg.training.refine import fit_refine
 from dccseg.training.refine_data import RefineCase, refine_case
-from dccseg.training.session import Session, open_session
+from dccseg.training.session import Session, build_config, open_session
 from dccseg.training.sources import CoarseModel, resolve_coarse, resolve_encoder
+from dccseg.volume import Volume
 
 PRETRAIN_LOSSES = ("none", "dcc", "simclr", "supcon", "agcl", "ce")
 LOAD_STAGE = "load"
@@ -56,7 +58,7 @@ def train_refine(dataset: str | Path, output: str | Path, *, coarse: str | Path 
     """Train the refine network; with ``coarse`` (run folder or model) also writes ``output/model/``."""
     request = {"command": "refine", "preset": config, "overrides": dict(overrides or {}), "coarse": _text(coarse), "encoder": _text(encoder), "name": name}
     coarse_run = Path(coarse) if coarse is not None and Path(coarse).is_dir() else None
-    weights = _refine_weights(request, config, overrides)
+    weights = _refine_weights(request)
     with open_session(dataset, output, request, weights, device, resume, progress, split_from=coarse_run) as session:
         def body() -> None:
             coarse_model = resolve_coarse(session.request["coarse"]) if session.request.get("coarse") else None
@@ -75,7 +77,7 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
     if loss != "none" and importlib.util.find_spec("dccseg.training.pretrain") is None:
         raise DccsegError("pretraining is not available yet in this dccseg; use --loss none")
     request = {"command": "all", "preset": config, "overrides": dict(overrides or {}), "name": name, "loss": loss}
-    weights = {LOAD_STAGE: 0.05, "coarse": 1.0, **_refine_weights(request, config, overrides), "evaluate": 0.1}
+    weights = {LOAD_STAGE: 0.05, "coarse": 1.0, **_refine_weights(request), "evaluate": 0.1}
     if loss != "none":
         weights["pretrain"] = 1.0
     with open_session(dataset, output, request, weights, device, resume, progress) as session:
@@ -112,9 +114,8 @@ def _text(value: str | Path | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _refine_weights(request: dict[str, Any], config: str, overrides: Mapping[str, Any] | None) -> dict[str, float]:
-    from dccseg.training.session import build_config
-
+def _refine_weights(request: dict[str, Any]) -> dict[str, float]:
+    """Shares of the overall progress: loading, the out-of-fold coarse models, refine."""
     refine = build_config(request).refine
     weights: dict[str, float] = {LOAD_STAGE: 0.05}
     if refine.prior == "oof":
@@ -155,7 +156,7 @@ def coarse_stage(session: Session) -> CoarseModel:
             save_part(folder, net.state_dict(), info)
         part = (net.state_dict(), info)
     state, info = part
-    return CoarseModel(type(session.config.coarse.network).from_dict(info["architecture"]), state, info)
+    return CoarseModel(CoarseConfig.from_dict(info["architecture"]), state, info)
 
 
 def _adopt_coarse(session: Session, coarse: CoarseModel | None) -> None:
@@ -184,30 +185,30 @@ def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Ma
     divisor = config.coarse.network.size_divisor
 
     small: dict[str, CaseVolumes] = {}
-    fine: dict[str, tuple[Any, Any]] = {}
-    for i, case in enumerate(session.cases(session.train_ids + session.val_ids)):
+    fine: dict[str, tuple[Volume, Volume]] = {}
+    for case in session.cases(session.train_ids + session.val_ids):
         session.state.set(force=False, stage=LOAD_STAGE, message=f"loading {case.id}")
         ct, labels = read_canonical(case)
         ct_c, labels_c = on_grid(ct, labels, config.preprocessing.coarse_spacing)
         small[case.id] = CaseVolumes(case.id, source_phase(ct_c, labels_c, case.phase), ct_c, labels_c)
         fine[case.id] = on_grid(ct, labels, settings.refine_grid_spacing(ct.spacing[2]))
 
-    def prior_of(case_id: str, seed: int):
-        if net is not None:
-            with torch.no_grad():
-                return small[case_id].labels.with_array(predict_coarse(net, small[case_id].ct.array, config.preprocessing.intensity, divisor, device))
-        return degraded_prior(small[case_id].labels, np.random.default_rng([config.seed, seed, 3]))
-
     train_priors = out_of_fold_priors(session, [small[i] for i in session.train_ids]) if mode == "oof" else {}
+
+    def prior_for(index: int, case_id: str) -> Volume:
+        """Training cases: the chosen prior; validation cases: a coarse model's masks when there is one."""
+        is_train = case_id in session.train_ids
+        if is_train and mode == "oof":
+            return train_priors[case_id]
+        if net is not None and not (is_train and mode == "degraded"):
+            return predicted_prior(net, small[case_id], config.preprocessing.intensity, divisor, device)
+        return degraded_prior(small[case_id].labels, np.random.default_rng([config.seed, index, 3]))
+
     cases: dict[str, RefineCase] = {}
     for index, case_id in enumerate(session.train_ids + session.val_ids):
-        is_train = case_id in session.train_ids
-        prior = train_priors.get(case_id) if is_train and mode == "oof" else None
-        if prior is None:
-            prior = degraded_prior(small[case_id].labels, np.random.default_rng([config.seed, index, 3])) if is_train and mode == "degraded" else prior_of(case_id, index)
+        variants = config.refine.phase_variants if case_id in session.train_ids else 0
         ct_r, labels_r = fine[case_id]
-        variants = config.refine.phase_variants if is_train else 0
-        cases[case_id] = refine_case(case_id, small[case_id].phase, ct_r, labels_r, prior, settings, variants, np.random.default_rng([config.seed, index, 4]))
+        cases[case_id] = refine_case(case_id, small[case_id].phase, ct_r, labels_r, prior_for(index, case_id), settings, variants, np.random.default_rng([config.seed, index, 4]))
     del fine, small
     result, refine_net = fit_refine(session, [cases[i] for i in session.train_ids], [cases[i] for i in session.val_ids], encoder_state)
     if result.state != "finished":
