@@ -131,6 +131,7 @@ def run_stage(stage: Stage, ctx: DeviceContext, state: RunState, stop: StopFlag,
         progress.update(stage.name, fraction, message)
         if dist_utils.any_rank(stop.requested, ctx):
             return StageResult("stopped" if epoch < stage.epochs else "finished", epoch, best_epoch, best_value)
+    dist_utils.barrier(ctx)  # rank 0 has written best.pt before any rank reads it
     return StageResult("finished", stage.epochs, best_epoch, best_value)
 
 
