@@ -16,16 +16,18 @@ from ..progress import QUIET, Progress
 
 CPU_BATCH = 32
 CUDA_BATCH_PER_GIB = 12
-"""Refine patches per GiB of free GPU memory at 128 x 128 in bf16 (measured headroom, capped by MAX_CUDA_BATCH)."""
+"""Refine patches per GiB of free GPU memory at 128 x 128 in bf16 (headroom estimate, capped by MAX_CUDA_BATCH)."""
 MAX_CUDA_BATCH = 512
+REFERENCE_PATCH = 128
 
 
-def default_batch_size(device: torch.device) -> int:
-    """A starting batch size for 128 x 128 refine patches on ``device``."""
+def default_batch_size(device: torch.device, patch_size: int = REFERENCE_PATCH) -> int:
+    """A starting batch size for refine patches on ``device``: same memory per batch as 128 x 128 patches."""
+    area_factor = max(1.0, (REFERENCE_PATCH / patch_size) ** 2)
     if device.type != "cuda":
-        return CPU_BATCH
+        return int(CPU_BATCH * area_factor)
     free, _ = torch.cuda.mem_get_info(device)
-    return int(max(8, min(MAX_CUDA_BATCH, CUDA_BATCH_PER_GIB * free / 2**30)))
+    return int(max(8, min(MAX_CUDA_BATCH * area_factor, CUDA_BATCH_PER_GIB * area_factor * free / 2**30)))
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -38,10 +40,11 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 class BatchRunner:
     """Applies a network to a batch in chunks, halving the chunk on CUDA OOM and then falling back to CPU."""
 
-    def __init__(self, net: nn.Module, device: torch.device, batch_size: int | None = None, progress: Progress = QUIET) -> None:
+    def __init__(self, net: nn.Module, device: torch.device, batch_size: int | None = None, progress: Progress = QUIET, patch_size: int = REFERENCE_PATCH) -> None:
         self.net = net
         self.device = device
-        self.batch_size = batch_size or default_batch_size(device)
+        self.patch_size = patch_size
+        self.batch_size = batch_size or default_batch_size(device, patch_size)
         self.progress = progress
 
     def __call__(self, inputs: torch.Tensor, post: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> torch.Tensor:
@@ -56,7 +59,7 @@ class BatchRunner:
                 self._shrink()
                 continue
             start += chunk.shape[0]
-        return torch.cat(outputs) if outputs else torch.empty(0, device=self.device)
+        return torch.cat([o.to(self.device) for o in outputs]) if outputs else torch.empty(0, device=self.device)
 
     def _forward(self, chunk: torch.Tensor, post: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode(), autocast(self.device):
@@ -71,4 +74,4 @@ class BatchRunner:
         self.progress.log("GPU out of memory even for one sample: continuing on the CPU (slower); try --fast or --device cpu")
         self.device = torch.device("cpu")
         self.net.to(self.device)
-        self.batch_size = CPU_BATCH
+        self.batch_size = default_batch_size(self.device, self.patch_size)

@@ -55,6 +55,7 @@ def segment_volume(
 
     start = time.perf_counter()
     image, grid = _refine_image(canonical, settings)
+    canonical = geometry_only(canonical)  # frees the full-resolution copy; only its grid is needed below
     labels = resample_like(coarse, grid, is_label=True).array
     del coarse
     accumulators = refine_votes(image, labels, wanted, model, settings, progress, batch_size)
@@ -114,12 +115,16 @@ def _coarse_logits(net: torch.nn.Module, x: torch.Tensor, divisor: int) -> torch
 
 
 def _refine_image(canonical: Volume, settings: InferenceSettings) -> tuple[torch.Tensor, Volume]:
-    """The normalised image (Z, H, W) float32 on the refine grid, and that grid (as a uint8 volume)."""
+    """The normalised image (Z, H, W) float32 on the refine grid, and that grid (geometry only)."""
     spacing = settings.refine_grid_spacing(canonical.spacing[2])
     on_grid = resample(canonical, spacing, is_label=False)
     image = torch.from_numpy(normalize_ct(on_grid.array, settings.intensity))
-    grid = on_grid.with_array(np.zeros(on_grid.shape, dtype=np.uint8))
-    return image, grid
+    return image, geometry_only(on_grid)
+
+
+def geometry_only(volume: Volume) -> Volume:
+    """The same grid holding a zero-memory placeholder array (a broadcast uint8 zero)."""
+    return volume.with_array(np.broadcast_to(np.zeros((), dtype=np.uint8), volume.shape))
 
 
 def refine_votes(
@@ -144,7 +149,7 @@ def refine_votes(
     progress.update("refine", 0.0, f"{total} patches, {len(plan)} organs")
     image = image.to(device)
     label_map = torch.from_numpy(labels).to(device)
-    runner = BatchRunner(inference_network(model.refine, in_channels, size, device), device, batch_size, progress)
+    runner = BatchRunner(inference_network(model.refine, in_channels, size, device), device, batch_size, progress, size)
     accumulators = []
     done = 0
     for label, centers in plan:
