@@ -136,32 +136,39 @@ def refine_votes(
     progress: Progress = QUIET,
     batch_size: int | None = None,
 ) -> list[VoteAccumulator]:
-    """Run the refine network on every organ patch of every slice and collect the votes per organ."""
+    """Run the refine network on every organ patch of every slice and collect the votes per organ.
+
+    The patches of all organs form one stream cut into full batches, so small organs do not
+    leave the network running on small batches.
+    """
     device = model.device
     size = settings.patch_size
     in_channels = RefineConfig.from_dict(model.card.architecture["refine"]).in_channels
-    plan = []
+    accumulators, centers, organs = [], [], []
     for label in wanted:
-        centers = organ_slice_centers(labels == label, settings.patches_per_slice, seed=label)
-        if centers.shape[0]:
-            plan.append((label, torch.from_numpy(centers)))
-    total = sum(c.shape[0] for _, c in plan)
-    progress.update("refine", 0.0, f"{total} patches, {len(plan)} organs")
+        found = torch.from_numpy(organ_slice_centers(labels == label, settings.patches_per_slice, seed=label))
+        if found.shape[0]:
+            accumulators.append(VoteAccumulator(label, found, size, tuple(labels.shape), device))
+            centers.append(found)
+            organs.append(torch.full((found.shape[0],), label, dtype=torch.uint8))
+    if not accumulators:
+        return []
+    all_centers, all_organs = torch.cat(centers), torch.cat(organs)
+    total = all_centers.shape[0]
+    progress.update("refine", 0.0, f"{total} patches, {len(accumulators)} organs")
     image = image.to(device)
     label_map = torch.from_numpy(labels).to(device)
     runner = BatchRunner(inference_network(model.refine, in_channels, size, device), device, batch_size, progress, size)
-    accumulators = []
-    done = 0
-    for label, centers in plan:
-        accumulator = VoteAccumulator(label, centers, size, tuple(labels.shape), device)
-        for first in range(0, centers.shape[0], runner.batch_size * 4):
-            chunk = centers[first : first + runner.batch_size * 4]
-            organ = torch.full((chunk.shape[0],), label, dtype=torch.uint8)
-            image_patches, mask_patches = extract_patches(image, label_map, chunk, size, organ_labels=organ)
-            inputs = make_refine_input(image_patches, mask_patches, in_channels)
-            probs = runner(inputs, post=lambda logits: torch.softmax(logits, dim=1)[:, 1])
-            accumulator.add(chunk, probs)
-            done += chunk.shape[0]
-            progress.update("refine", done / max(total, 1), f"{done}/{total} patches")
-        accumulators.append(accumulator)
+    by_label = {acc.label: acc for acc in accumulators}
+    first = 0
+    while first < total:
+        last = min(first + runner.batch_size * 4, total)
+        chunk, chunk_organs = all_centers[first:last], all_organs[first:last]
+        image_patches, mask_patches = extract_patches(image, label_map, chunk, size, organ_labels=chunk_organs)
+        probs = runner(make_refine_input(image_patches, mask_patches, in_channels), post=lambda logits: torch.softmax(logits, dim=1)[:, 1])
+        for label in torch.unique(chunk_organs).tolist():
+            chosen = (chunk_organs == label).to(probs.device)
+            by_label[label].add(chunk[chosen.cpu()], probs[chosen])
+        first = last
+        progress.update("refine", first / total, f"{first}/{total} patches")
     return accumulators
