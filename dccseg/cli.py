@@ -1,7 +1,9 @@
 """The ``dccseg`` command line: one subcommand module per job under ``dccseg.commands``.
 
 Each command module defines ``register(subparsers, common)`` which adds its parser(s) and
-sets ``func(args, progress) -> int``. A DccsegError becomes one line on stderr and exit 2.
+sets ``func(args, progress) -> int``. Only the named command's module is imported (the others
+pull in torch and MONAI, which cost seconds of start-up). A DccsegError becomes one line on
+stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -23,22 +25,26 @@ COMMAND_MODULES = (
     "train",
     "segment",
     "ablation",
+    "demo",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` alone when it is known, otherwise for every command (``--help``)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--progress", choices=MODES, default="human", help="progress output: bars (human), one JSON object per line (json), or nothing")
     parser = argparse.ArgumentParser(prog="dccseg", description="Multi-phase abdominal CT organ segmentation (DCC-CL).")
     parser.add_argument("--version", action="version", version=f"dccseg {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in [command] if command in COMMAND_MODULES else COMMAND_MODULES:
         importlib.import_module(f"dccseg.commands.{name}").register(subparsers, common)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     progress = Progress(getattr(args, "progress", "human"))
     try:
         return int(args.func(args, progress) or 0)
