@@ -141,7 +141,7 @@ class DCCTrainTest(ScriptedLoadableModuleTest):
             logic.add_case(case)
         with self.assertRaises(CaseExists):
             logic.add_case(case)
-        record = json.loads((dataset / "dataset.json").read_text())
+        record = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))
         self.assertEqual(sorted(c["id"] for c in record["cases"]), ["phantom0", "phantom1", "phantom2"])
         self.assertTrue(all(r.status.startswith("ok") for r in logic.case_rows(dataset)))
 

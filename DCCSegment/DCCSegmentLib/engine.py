@@ -56,7 +56,7 @@ class Engine:
             list(command),
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            text=True,
+            text=True, encoding="utf-8",
             env=self.environment(),
             timeout=timeout,
             check=False,

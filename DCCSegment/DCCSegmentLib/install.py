@@ -23,14 +23,14 @@ def engine_source_dir(module_dir: Path) -> Path | None:
     """The engine's source folder: shipped next to the module, or the checkout root above it."""
     for candidate in (module_dir / ENGINE_SOURCE_FOLDER, module_dir.parent):
         pyproject = candidate / "pyproject.toml"
-        if pyproject.is_file() and re.search(r'^name\s*=\s*"dccseg"', pyproject.read_text(), re.M):
+        if pyproject.is_file() and re.search(r'^name\s*=\s*"dccseg"', pyproject.read_text(encoding="utf-8"), re.M):
             return candidate
     return None
 
 
 def source_version(source_dir: Path) -> str:
     """The engine version declared in ``pyproject.toml``."""
-    match = re.search(r'^version\s*=\s*"([^"]+)"', (source_dir / "pyproject.toml").read_text(), re.M)
+    match = re.search(r'^version\s*=\s*"([^"]+)"', (source_dir / "pyproject.toml").read_text(encoding="utf-8"), re.M)
     if match is None:
         raise ValueError(f"no version in {source_dir / 'pyproject.toml'}")
     return match.group(1)
@@ -38,7 +38,7 @@ def source_version(source_dir: Path) -> str:
 
 def source_dependencies(source_dir: Path) -> list[str]:
     """The ``[project] dependencies`` requirement strings of the engine."""
-    text = (source_dir / "pyproject.toml").read_text()
+    text = (source_dir / "pyproject.toml").read_text(encoding="utf-8")
     block = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.M | re.S)
     return re.findall(r'"([^"]+)"', block.group(1)) if block else []
 
@@ -114,7 +114,7 @@ def ensure_engine(module_dir: Path, ask: bool = True) -> bool:
     if not is_present("torch") and not _install_torch(ask):
         return False
     constraints = Path(slicer.app.temporaryPath) / "dccseg-constraints.txt"
-    constraints.write_text(constraints_text())
+    constraints.write_text(constraints_text(), encoding="utf-8")
     with slicer.util.WaitCursor():
         for args in pip_steps(source, constraints):
             slicer.util.pip_install(args)

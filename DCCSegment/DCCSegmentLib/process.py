@@ -65,7 +65,7 @@ def kill_tree(pid: int) -> None:
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id runs (a zombie counts as ended)."""
     if IS_WINDOWS:
-        out = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True, encoding="utf-8", check=False).stdout
         return str(pid) in out
     try:
         os.kill(pid, 0)
@@ -75,7 +75,7 @@ def pid_alive(pid: int) -> bool:
         return True
     stat = Path(f"/proc/{pid}/stat")
     try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
 

@@ -35,7 +35,7 @@ def test_plans_share_budget_and_seeds_and_refuse_unknown_arms():
 def test_tiny_ablation_runs_end_to_end_and_reports(tmp_path):
     out = tmp_path / "ablation"
     assert main(["ablation", "run", "--config", "tiny", "--output", str(out), "--device", "cpu", "--progress", "none"]) == 0
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert [r["arm"] for r in results["runs"]] == ["none", "simclr", "dcc"]
     assert all(len(r["cases"]) == 2 for r in results["runs"])
     assert results["runs"][2]["pretrain"]["empty_view_rate"] is not None
@@ -44,15 +44,15 @@ def test_tiny_ablation_runs_end_to_end_and_reports(tmp_path):
     assert all(0.0 <= d <= 1.0 for d in dice)
     assert paired(values, "dcc", "none")["n"] == 2
 
-    report = (out / "report.md").read_text()
+    report = (out / "report.md").read_text(encoding="utf-8")
     assert "dccseg ablation run --config tiny" in report
     assert re.search(r"\| none \| 0\.\d{3} \| 0\.\d{3} \| 0\.\d{3} \|", report)  # the per-phase table
     assert "p (all)" in report and "### Between arms" in report
     assert (out / "dice_by_phase.png").read_bytes()[:4] == b"\x89PNG" and (out / "dice_by_organ.png").stat().st_size > 1000
 
     rerun = run_ablation(build_plan("tiny"), out, "cpu")  # finished arms are skipped
-    assert json.loads(rerun.read_text())["runs"] == results["runs"]
+    assert json.loads(rerun.read_text(encoding="utf-8"))["runs"] == results["runs"]
     docs = write_report(out, tmp_path / "docs")
-    assert docs.read_text().startswith("# DCC-CL ablation (tiny configuration)")
+    assert docs.read_text(encoding="utf-8").startswith("# DCC-CL ablation (tiny configuration)")
     with pytest.raises(DccsegError):
         run_ablation(build_plan("small"), out, "cpu")

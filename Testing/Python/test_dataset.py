@@ -37,7 +37,7 @@ def test_api_add_save_load(tmp_path):
     loaded = Dataset.load(tmp_path / "ds")
     assert loaded.name == "tiny" and [c.id for c in loaded.cases] == ["a1"]
     assert loaded.cases[0].phase == "arterial" and loaded.cases[0].reviewer == "me"
-    data = json.loads((tmp_path / "ds" / DATASET_FILE).read_text())
+    data = json.loads((tmp_path / "ds" / DATASET_FILE).read_text(encoding="utf-8"))
     assert data["format_version"] == 1 and data["labels"]["6"] == "liver" and data["cases"][0]["label"] == "labels/a1.nii.gz"
     stored = io.read_image(case.image)
     np.testing.assert_array_equal(stored.array, ct.array)
@@ -63,7 +63,7 @@ def test_cli_add_prints_record_and_never_overwrites(tmp_path, pair, capsys):
     assert len(record["replaced"]) == 1 and record["phase"] == "arterial"
     archive = ds / record["replaced"][0]
     assert (archive / "label.nii.gz").read_bytes() == first_label and (archive / "image.nii.gz").is_file()
-    assert json.loads((archive / "case.json").read_text())["phase"] == "portal-venous"
+    assert json.loads((archive / "case.json").read_text(encoding="utf-8"))["phase"] == "portal-venous"
     assert np.unique(io.read_labelmap(ds / "labels" / "ct1.nii.gz").array).tolist() == [0, 3]
     assert [c.id for c in Dataset.load(ds).cases] == ["ct1"]
 
@@ -83,7 +83,7 @@ def _bad_inputs(tmp_path):
     good_image, good_label = tmp_path / "ct.nii.gz", tmp_path / "lab.nii.gz"
     io.write_image(ct, good_image)
     io.write_labelmap(make_labels(ct), good_label)
-    (tmp_path / "text.nii.gz").write_text("not an image")
+    (tmp_path / "text.nii.gz").write_text("not an image", encoding="utf-8")
     sitk.WriteImage(sitk.Image(8, 8, sitk.sitkInt16), str(tmp_path / "flat.nii.gz"))
     sitk.WriteImage(sitk.Image([8, 8, 8], sitk.sitkVectorUInt8, 3), str(tmp_path / "rgb.nii.gz"))
     io.write_image(ct.with_array(np.abs(ct.array) / 4), tmp_path / "mr.nii.gz")
@@ -111,10 +111,10 @@ def test_cli_add_bad_inputs_one_line_no_output(tmp_path, capsys):
 
 
 def test_cli_bad_input_in_subprocess_has_no_traceback(tmp_path):
-    (tmp_path / "text.nii.gz").write_text("not an image")
+    (tmp_path / "text.nii.gz").write_text("not an image", encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "dccseg", "dataset", "add", str(tmp_path / "ds"), "--image", str(tmp_path / "text.nii.gz"), "--phase", "arterial", "--progress", "json"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, encoding="utf-8", timeout=120,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
@@ -123,9 +123,9 @@ def test_cli_bad_input_in_subprocess_has_no_traceback(tmp_path):
 
 
 def _write_record(ds, cases):
-    data = json.loads((ds / DATASET_FILE).read_text())
+    data = json.loads((ds / DATASET_FILE).read_text(encoding="utf-8"))
     data["cases"] = cases
-    (ds / DATASET_FILE).write_text(json.dumps(data))
+    (ds / DATASET_FILE).write_text(json.dumps(data), encoding="utf-8")
 
 
 def test_validate_reports_every_problem(tmp_path, capsys):
@@ -139,7 +139,7 @@ def test_validate_reports_every_problem(tmp_path, capsys):
         (ds / "images" / f"{name}.nii.gz").write_bytes(image.read_bytes())
         (ds / "labels" / f"{name}.nii.gz").write_bytes(label.read_bytes())
         files[name] = {"id": name, "image": f"images/{name}.nii.gz", "label": f"labels/{name}.nii.gz", "phase": "arterial"}
-    records = json.loads((ds / DATASET_FILE).read_text())["cases"] + list(files.values()) + [
+    records = json.loads((ds / DATASET_FILE).read_text(encoding="utf-8"))["cases"] + list(files.values()) + [
         {"id": "gone", "image": "images/gone.nii.gz", "label": "labels/gone.nii.gz", "phase": "venous"},
         {"id": "good", "image": "images/good.nii.gz", "label": None, "phase": "arterial"},
     ]
@@ -176,6 +176,6 @@ def test_validate_empty_and_broken_folders(tmp_path, capsys):
     code, _, err = run(["dataset", "validate", str(tmp_path / "empty"), "--progress", "none"], capsys)
     assert code == 1 and "not a dataset" in err
     (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / DATASET_FILE).write_text("{not json")
+    (tmp_path / "broken" / DATASET_FILE).write_text("{not json", encoding="utf-8")
     code, _, err = run(["dataset", "validate", str(tmp_path / "broken"), "--progress", "none"], capsys)
     assert code == 1 and "not valid JSON" in err

@@ -52,7 +52,7 @@ def test_evaluate_files_folders_and_compare(dccseg, tmp_path: Path) -> None:
     for name in ("a", "b"):
         code, out, _ = dccseg("evaluate", str(tmp_path / f"pred_{name}"), str(tmp_path / "ref"), "--phase", "arterial", "--json-out", str(tmp_path / f"{name}.json"))
         assert code == 0 and "Dice, mean over organs per case then over cases" in out
-    document = json.loads((tmp_path / "a.json").read_text())
+    document = json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))
     assert [c["case"] for c in document["cases"]] == ["c1", "c2"]
     assert document["summary"]["per_organ"]["liver"]["dice_mean"] == pytest.approx((2 / 3 + 1) / 2)
     assert list(document["summary"]["per_phase"]) == ["arterial"]

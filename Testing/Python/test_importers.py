@@ -77,7 +77,7 @@ def test_msd_merges_tumour_into_organ(tmp_path, capsys):
         io.write_image(ct, src / "imagesTr" / f"liver_{index}.nii.gz")
         io.write_labelmap(make_labels(ct, ids=(1, 2)), src / "labelsTr" / f"liver_{index}.nii.gz")
         training.append({"image": f"./imagesTr/liver_{index}.nii.gz", "label": f"./labelsTr/liver_{index}.nii.gz"})
-    (src / "dataset.json").write_text(json.dumps({"name": "Liver", "modality": {"0": "CT"}, "labels": {"0": "background", "1": "liver", "2": "cancer"}, "training": training}))
+    (src / "dataset.json").write_text(json.dumps({"name": "Liver", "modality": {"0": "CT"}, "labels": {"0": "background", "1": "liver", "2": "cancer"}, "training": training}), encoding="utf-8")
     imported = import_ok("msd", src, tmp_path / "ds", capsys, "--phase", "portal-venous")
     assert [c["id"] for c in imported] == ["liver_0", "liver_1"] and imported[0]["phase"] == "portal-venous"
     source = organ_voxels(src / "labelsTr" / "liver_0.nii.gz")
@@ -94,7 +94,7 @@ def test_btcv_rawdata(tmp_path, capsys):
     imported = import_ok("btcv", tmp_path / "RawData", tmp_path / "ds", capsys)
     assert [c["id"] for c in imported] == ["img0001", "img0002"] and {c["phase"] for c in imported} == {"portal-venous"}
     assert set(organ_voxels(tmp_path / "ds" / imported[0]["label"])) == {5, 13}
-    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["name"] == "RawData"
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text(encoding="utf-8"))["name"] == "RawData"
 
 
 def test_totalsegmentator_tiny_subjects_first_wins(tmp_path, capsys):
@@ -142,7 +142,7 @@ def test_totalseg_names_are_our_organs():
 def test_import_refuses_non_empty_folder_and_source_inside(tmp_path, capsys):
     build_nnunet(tmp_path / "src", {"background": 0, "liver": 1})
     (tmp_path / "busy").mkdir()
-    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    (tmp_path / "busy" / "notes.txt").write_text("mine", encoding="utf-8")
     code, _, err = run(["dataset", "import", "nnunet", str(tmp_path / "src"), str(tmp_path / "busy")], capsys)
     assert code == 2 and "not empty" in err and sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["notes.txt"]
     code, _, err = run(["dataset", "import", "nnunet", str(tmp_path / "src"), str(tmp_path / "src" / "out")], capsys)

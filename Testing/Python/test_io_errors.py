@@ -26,13 +26,13 @@ def test_missing_file(tmp_path):
 
 
 def test_text_file_named_nifti(tmp_path):
-    (tmp_path / "fake.nii.gz").write_text("hello, not an image\n")
+    (tmp_path / "fake.nii.gz").write_text("hello, not an image\n", encoding="utf-8")
     raises_one_line(io.read_image, tmp_path / "fake.nii.gz", match="not an image")
     raises_one_line(io.read_labelmap, tmp_path / "fake.nii.gz", match="not an image")
 
 
 def test_text_file_named_nrrd(tmp_path):
-    (tmp_path / "fake.seg.nrrd").write_text("hello\n")
+    (tmp_path / "fake.seg.nrrd").write_text("hello\n", encoding="utf-8")
     raises_one_line(io.read_labelmap, tmp_path / "fake.seg.nrrd", match="NRRD")
 
 
@@ -75,7 +75,7 @@ def test_empty_folder_and_folder_without_dicom(tmp_path):
     (tmp_path / "empty").mkdir()
     raises_one_line(io.read_image, tmp_path / "empty", match="is empty")
     (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "readme.txt").write_text("x")
+    (tmp_path / "notes" / "readme.txt").write_text("x", encoding="utf-8")
     raises_one_line(io.read_image, tmp_path / "notes", match="no DICOM series")
 
 

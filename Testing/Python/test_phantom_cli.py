@@ -13,7 +13,7 @@ from dccseg.progress import QUIET
 def test_procedural_writes_one_case_per_phase(tmp_path, capsys):
     out = tmp_path / "proc"
     assert main(["phantom", "procedural", str(out), "--phase", "all", "--shape", "24,32,32", "--seed", "3", "--progress", "none"]) == 0
-    manifest = json.loads((out / "dataset.json").read_text())
+    manifest = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert [c["phase"] for c in manifest["cases"]] == ["non-contrast", "arterial", "portal-venous", "delayed"]
     assert manifest["labels"]["1"] == "spleen"
     assert validate_dataset(out, QUIET).ok
@@ -26,7 +26,7 @@ def test_procedural_writes_one_case_per_phase(tmp_path, capsys):
 def test_synth_writes_a_multi_phase_dataset(tmp_path):
     out = tmp_path / "synth"
     assert main(["phantom", "synth", str(out), "--count", "1", "--phase", "arterial,delayed", "--spacing", "6,6,6", "--progress", "none"]) == 0
-    manifest = json.loads((out / "dataset.json").read_text())
+    manifest = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert sorted(c["phase"] for c in manifest["cases"]) == ["arterial", "delayed"]
     assert validate_dataset(out, QUIET).ok
 

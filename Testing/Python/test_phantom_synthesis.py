@@ -72,7 +72,7 @@ def test_build_template_from_a_structure_folder(tmp_path):
         array[box] = 1
         sitk.WriteImage(sitk.GetImageFromArray(array), str(masks / f"{name}.nii.gz"))
     out = build_template_from_structure_dir(masks, tmp_path / "t" / "template.nii.gz")
-    names = json.loads((out.parent / "structures.json").read_text())
+    names = json.loads((out.parent / "structures.json").read_text(encoding="utf-8"))
     assert names == {"1": "liver", "2": "portal_vein_and_splenic_vein", "3": "vertebrae_L1"}
     combined = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
     assert combined[3, 3, 3] == 1 and combined[5, 5, 5] == 3 and combined[7, 7, 7] == 2

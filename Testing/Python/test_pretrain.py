@@ -105,7 +105,7 @@ def test_pretrain_command_writes_encoder_card_and_metrics_and_resumes(pretrain_r
     folder = run / "pretrain"
     state = load_file(str(folder / "encoder.safetensors"))
     assert set(state) == set(build_encoder(RefineConfig.tiny()).state_dict())
-    card = json.loads((folder / "encoder.json").read_text())
+    card = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
     assert (card["loss"], card["form"], card["temperature"], card["d_scale"], card["epochs"]) == ("dcc", "paper", 0.07, "fixed", 1)
     assert RefineConfig.from_dict(card["encoder"]) == RefineConfig.tiny()
     assert card["data_hash"].startswith("sha256:") and card["data"]["phases"] == ["arterial", "non-contrast"]
@@ -115,7 +115,7 @@ def test_pretrain_command_writes_encoder_card_and_metrics_and_resumes(pretrain_r
 
     assert main(args + ["--resume", "--epochs", "2"]) == 0
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
-    assert json.loads((folder / "encoder.json").read_text())["epochs"] == 2
+    assert json.loads((folder / "encoder.json").read_text(encoding="utf-8"))["epochs"] == 2
     resumed = load_file(str(folder / "encoder.safetensors"))
     assert any(not torch.equal(resumed[k], state[k]) for k in state)
 

@@ -128,7 +128,7 @@ def test_bad_input_gives_one_line_error_and_no_output(store, monkeypatch, phanto
     model = "tiny-seg"
     if problem == "not_an_image":
         source = tmp_path / "text.nii.gz"
-        source.write_text("not an image")
+        source.write_text("not an image", encoding="utf-8")
     elif problem == "two_d":
         source = tmp_path / "slice.nii.gz"
         sitk.WriteImage(sitk.Image(32, 32, sitk.sitkInt16), str(source))
@@ -136,12 +136,12 @@ def test_bad_input_gives_one_line_error_and_no_output(store, monkeypatch, phanto
         model = "no-such-model"
     elif problem == "unwritable":
         blocker = tmp_path / "blocker"
-        blocker.write_text("a file where a folder should be")
+        blocker.write_text("a file where a folder should be", encoding="utf-8")
         output = blocker / "out.seg.nrrd"
     elif problem == "bad_suffix":
         output = tmp_path / "out.png"
     elif problem == "exists":
-        output.write_text("curated")
+        output.write_text("curated", encoding="utf-8")
     before = sorted(p.name for p in tmp_path.iterdir())
     code = main(["segment", str(source), str(output), "--model", model, "--device", "cpu", "--progress", "none"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -149,4 +149,4 @@ def test_bad_input_gives_one_line_error_and_no_output(store, monkeypatch, phanto
     assert len(err) == 1 and err[0].startswith("dccseg: error:") and "Traceback" not in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if problem == "exists":
-        assert output.read_text() == "curated"
+        assert output.read_text(encoding="utf-8") == "curated"

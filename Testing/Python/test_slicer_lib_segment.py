@@ -162,7 +162,7 @@ print(json.dumps({"stage": "write", "fraction": None, "message": "timing", "timi
 
 def fake_python(path: Path, body: str) -> str:
     """An executable that stands in for the engine's interpreter: it receives ``-m dccseg ARGS``."""
-    path.write_text(f"#!{sys.executable}\n{body}")
+    path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
     path.chmod(0o755)
     return str(path)
 
@@ -197,7 +197,7 @@ def test_segment_job_success_reports_stages_timings_and_output(fake_engine):
     assert fractions == sorted(fractions)
     assert "[refine 100%] refine done" in log
     assert job.timings == {"load": 0.1, "coarse": 0.2}
-    assert json.loads((tmp / "args.json").read_text()) == [
+    assert json.loads((tmp / "args.json").read_text(encoding="utf-8")) == [
         "segment", str(tmp / "in.nrrd"), str(tmp / "out.seg.nrrd"), "--device", "cpu", "--model", "dccseg-abdomen@0.1.0",
         "--organs", "liver,spleen", "--fast", "--progress", "json"]
 
@@ -384,6 +384,6 @@ def test_install_constraints_pin_slicer_owned_packages(tmp_path):
     assert len(steps) == 1, "everything is installed here, so only the engine itself is (re)installed"
     shipped = tmp_path / "module"
     (shipped / install.ENGINE_SOURCE_FOLDER).mkdir(parents=True)
-    (shipped / install.ENGINE_SOURCE_FOLDER / "pyproject.toml").write_text('[project]\nname = "dccseg"\nversion = "9.9.9"\n')
+    (shipped / install.ENGINE_SOURCE_FOLDER / "pyproject.toml").write_text('[project]\nname = "dccseg"\nversion = "9.9.9"\n', encoding="utf-8")
     assert install.engine_source_dir(shipped) == shipped / install.ENGINE_SOURCE_FOLDER
     assert install.engine_source_dir(tmp_path / "elsewhere" / "x") is None

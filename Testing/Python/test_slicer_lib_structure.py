@@ -20,7 +20,7 @@ SLICER_ONLY_FILES = {"segment_panel.py", "slicer_io.py", "slicer_plots.py", "tra
 def top_level_imports(path: Path) -> set[str]:
     """Root package names imported at module level (not inside functions)."""
     names = set()
-    for node in ast.parse(path.read_text()).body:
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Import):
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -42,7 +42,7 @@ def test_every_module_file_compiles(module, tmp_path):
 
 def test_engine_never_imports_slicer():
     pattern = re.compile(r"^\s*(import|from)\s+(slicer|qt|ctk|vtk)\b", re.M)
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "dccseg").rglob("*.py") if pattern.search(p.read_text())]
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "dccseg").rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
 
 
@@ -69,7 +69,7 @@ def test_module_file_imports_lib_lazily(module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_cmake_ships_every_python_file_and_the_icon(module):
-    cmake = (ROOT / module / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", module)
+    cmake = (ROOT / module / "CMakeLists.txt").read_text(encoding="utf-8").replace("${MODULE_NAME}", module)
     listed = set(re.findall(r"^\s+(\S+\.py)\s*$", cmake, re.M))
     present = {p.relative_to(ROOT / module).as_posix() for p in module_python_files(module)}
     assert listed == present
@@ -78,7 +78,7 @@ def test_cmake_ships_every_python_file_and_the_icon(module):
 
 
 def test_root_cmake_is_a_slicer_extension():
-    cmake = (ROOT / "CMakeLists.txt").read_text()
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     for needed in ("EXTENSION_HOMEPAGE", 'EXTENSION_CATEGORY "Segmentation"', "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL",
                    "EXTENSION_SCREENSHOTURLS", 'EXTENSION_DEPENDS "PyTorch"', "find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})",
                    "add_subdirectory(DCCSegment)", "add_subdirectory(DCCTrain)", "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):

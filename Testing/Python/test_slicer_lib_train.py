@@ -26,7 +26,7 @@ from DCCTrainLib.train_parameters import TrainParameters  # noqa: E402
 
 def fake_python(path: Path, body: str) -> str:
     """An executable standing in for the engine's interpreter (it receives ``-m dccseg ARGS``)."""
-    path.write_text(f"#!{sys.executable}\n{body}")
+    path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
     path.chmod(0o755)
     return str(path)
 
@@ -43,11 +43,11 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
 
 def test_read_status_skips_missing_and_half_written_files(tmp_path):
     assert read_status(tmp_path) is None
-    (tmp_path / "status.json").write_text('{"state": "running", "stage": "coa')
+    (tmp_path / "status.json").write_text('{"state": "running", "stage": "coa', encoding="utf-8")
     assert read_status(tmp_path) is None
     (tmp_path / "status.json").write_text(json.dumps({
         "state": "running", "stage": "coarse", "epoch": 3, "epochs": 10, "fraction": 0.3, "message": "epoch 3", "pid": 42,
-        "updated": "2026-01-01T00:00:00", "best": {"metric": "val_dice_mean", "value": 0.61, "epoch": 2}, "model_ref": None, "error": None}))
+        "updated": "2026-01-01T00:00:00", "best": {"metric": "val_dice_mean", "value": 0.61, "epoch": 2}, "model_ref": None, "error": None}), encoding="utf-8")
     status = read_status(tmp_path)
     assert (status.state, status.epoch, status.epochs, status.pid, status.finished) == ("running", 3, 10, 42, False)
     assert status.line() == "running: coarse epoch 3/10, best val_dice_mean 0.610 (epoch 2) - epoch 3"
@@ -57,7 +57,7 @@ def test_metrics_reader_returns_only_completed_new_lines(tmp_path):
     reader = MetricsReader(tmp_path)
     assert reader.read_new() == []
     path = tmp_path / "metrics.jsonl"
-    path.write_text('{"stage": "coarse", "epoch": 1, "train_loss": 0.9, "val_dice_mean": 0.2}\n{"stage": "coarse", "epo')
+    path.write_text('{"stage": "coarse", "epoch": 1, "train_loss": 0.9, "val_dice_mean": 0.2}\n{"stage": "coarse", "epo', encoding="utf-8")
     assert [r["epoch"] for r in reader.read_new()] == [1]
     assert reader.read_new() == []
     with open(path, "a") as handle:
@@ -127,13 +127,13 @@ def test_detached_run_logs_follows_stops_and_resumes(tmp_path):
     stop(record, grace_seconds=10)
     proc.wait(timeout=10)
     assert read_status(run_dir).state == "stopped" and not pid_alive(record.pid)
-    assert "training" in (run_dir / "train.log").read_text()
+    assert "training" in (run_dir / "train.log").read_text(encoding="utf-8")
 
     quick = Engine(engine.python, dict(os.environ, FAKE_EPOCH_SECONDS="0.01"))
     resumed, proc = launch(quick, params, run_dir, resume=True)
     proc.wait(timeout=20)
     assert resumed.resumed == 1 and read_status(run_dir).state == "finished"
-    log = (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text(encoding="utf-8")
     commands = [line for line in log.splitlines() if line.startswith("$ ")]
     assert len(commands) == 2 and "--resume" not in commands[0] and commands[1].split()[-3] == "--resume"
     assert [r["epoch"] for r in MetricsReader(run_dir).read_new()] == [1, 2, 3]
@@ -150,7 +150,7 @@ def test_case_rows_combine_dataset_json_and_the_validation_report(tmp_path):
     (tmp_path / "dataset.json").write_text(json.dumps({"cases": [
         {"id": "a", "image": "images/a.nii.gz", "label": "labels/a.nii.gz", "phase": "arterial", "reviewer": "jo", "added": "2026-01-01"},
         {"id": "b", "image": "images/b.nii.gz", "label": "labels/b.nii.gz", "phase": "delayed", "reviewer": "", "added": ""},
-        {"id": "c", "image": "images/c.nii.gz", "label": None, "phase": "unknown"}]}))
+        {"id": "c", "image": "images/c.nii.gz", "label": None, "phase": "unknown"}]}), encoding="utf-8")
     report = {"ok": False, "problems": ["case 'b': label grid differs from the image grid; re-export the label"], "warnings": ["case 'a': organ 4 missing"]}
     rows = case_rows(tmp_path, report)
     assert [(r.id, r.phase, r.reviewer, r.status) for r in rows] == [
@@ -163,7 +163,7 @@ def test_case_rows_combine_dataset_json_and_the_validation_report(tmp_path):
 def test_add_case_never_overwrites_without_replace(tmp_path):
     dataset = tmp_path / "data"
     dataset.mkdir()
-    (dataset / "dataset.json").write_text(json.dumps({"cases": [{"id": "p1", "image": "i", "phase": "arterial"}]}))
+    (dataset / "dataset.json").write_text(json.dumps({"cases": [{"id": "p1", "image": "i", "phase": "arterial"}]}), encoding="utf-8")
     body = ("import json, sys\nargs = sys.argv[3:]\nopen(sys.argv[0] + '.args', 'w').write(json.dumps(args))\n"
             "if '--replace' not in args:\n    print(\"dccseg: error: case 'p1' already exists in x; pass --replace\", file=sys.stderr); sys.exit(2)\n"
             "print(json.dumps({'id': 'p1', 'replaced': ['replaced/p1/1']}))\n")
@@ -175,7 +175,7 @@ def test_add_case_never_overwrites_without_replace(tmp_path):
     with pytest.raises(CaseExists):
         add_case(Engine(python), NewCase(tmp_path / "other", "p1", case.image, case.label, "arterial"))
     assert add_case(Engine(python), case, replace=True)["replaced"] == ["replaced/p1/1"]
-    args = json.loads(Path(python + ".args").read_text())
+    args = json.loads(Path(python + ".args").read_text(encoding="utf-8"))
     assert args[:2] == ["dataset", "add"] and args[-2:] == ["--replace", "--json"]
     assert args[args.index("--reviewer") + 1] == "jo" and args[args.index("--id") + 1] == "p1"
 

@@ -27,10 +27,10 @@ def test_train_coarse_refine_then_segment_beats_an_untrained_model(tmp_path):
     run_dccseg("train", "coarse", str(dataset), "--output", str(coarse_run), *common)
     run_dccseg("train", "refine", str(dataset), "--output", str(refine_run), "--coarse", str(coarse_run), *common)
     for run, stage in ((coarse_run, "coarse"), (refine_run, "refine")):
-        status = json.loads((run / "status.json").read_text())
+        status = json.loads((run / "status.json").read_text(encoding="utf-8"))
         assert status["state"] == "finished" and status["best"]["value"] > 0
         assert {r["stage"] for r in read_metrics(run)} == {stage}
-    assert json.loads((refine_run / "split.json").read_text()) == json.loads((coarse_run / "split.json").read_text())
+    assert json.loads((refine_run / "split.json").read_text(encoding="utf-8")) == json.loads((coarse_run / "split.json").read_text(encoding="utf-8"))
 
     model_dir = refine_run / "model"
     run_dccseg("segment", str(tmp_path / "held_out.nii.gz"), str(tmp_path / "trained.nii.gz"), "--model", str(model_dir), "--device", "cpu", "--progress", "none")

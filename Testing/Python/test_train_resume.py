@@ -17,7 +17,7 @@ EPOCHS = 6
 
 def metric_epochs(run: Path) -> list[int]:
     path = run / "metrics.jsonl"
-    return [json.loads(line)["epoch"] for line in path.read_text().splitlines()] if path.exists() else []
+    return [json.loads(line)["epoch"] for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
 def start(dataset: Path, run: Path, log: Path, *extra: str) -> subprocess.Popen:
@@ -41,30 +41,30 @@ def test_stop_kill_and_resume_continue_from_the_last_epoch(tmp_path):
     process = start(dataset, run, log)
     wait_until(lambda: (run / "coarse" / "last.pt").exists(), process)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 130, log.read_text()[-2000:]
-    status = json.loads((run / "status.json").read_text())
+    assert process.wait(timeout=120) == 130, log.read_text(encoding="utf-8")[-2000:]
+    status = json.loads((run / "status.json").read_text(encoding="utf-8"))
     assert status["state"] == "stopped" and status["error"] is None
     stopped_at = torch.load(run / "coarse" / "last.pt", weights_only=True)["epoch"]
     assert 1 <= stopped_at < EPOCHS
     assert metric_epochs(run) == list(range(1, stopped_at + 1))
-    first_lines = (run / "metrics.jsonl").read_text().splitlines()
+    first_lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
 
     process = start(dataset, run, log, "--resume")
     wait_until(lambda: len(metric_epochs(run)) > stopped_at, process)
     process.kill()
     process.wait(timeout=60)
-    assert json.loads((run / "status.json").read_text())["state"] == "running"  # killed: nobody could say otherwise
+    assert json.loads((run / "status.json").read_text(encoding="utf-8"))["state"] == "running"  # killed: nobody could say otherwise
     killed_at = torch.load(run / "coarse" / "last.pt", weights_only=True)["epoch"]
     assert stopped_at < killed_at < EPOCHS
 
     run_dccseg("train", "coarse", str(dataset), "--output", str(run), "--config", "tiny", "--epochs", str(EPOCHS), "--device", "cpu", "--progress", "none", "--resume")
     assert metric_epochs(run) == list(range(1, EPOCHS + 1))
-    assert (run / "metrics.jsonl").read_text().splitlines()[:stopped_at] == first_lines
-    status = json.loads((run / "status.json").read_text())
+    assert (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[:stopped_at] == first_lines
+    status = json.loads((run / "status.json").read_text(encoding="utf-8"))
     assert status["state"] == "finished" and status["epoch"] == EPOCHS and status["fraction"] == 1.0
     assert (run / "coarse" / "model.safetensors").is_file()
 
-    again = subprocess.run(dccseg_command("train", "coarse", str(dataset), "--output", str(run), "--config", "tiny", "--progress", "none"), capture_output=True, text=True)
+    again = subprocess.run(dccseg_command("train", "coarse", str(dataset), "--output", str(run), "--config", "tiny", "--progress", "none"), capture_output=True, text=True, encoding="utf-8")
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
-    assert json.loads((run / "status.json").read_text())["state"] == "finished"  # the finished run is left alone
+    assert json.loads((run / "status.json").read_text(encoding="utf-8"))["state"] == "finished"  # the finished run is left alone
 

@@ -35,6 +35,6 @@ def single_thread_env() -> dict[str, str]:
 
 def run_dccseg(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the CLI in a subprocess (as the Slicer modules do); fails the test with its output on error."""
-    result = subprocess.run(dccseg_command(*args), capture_output=True, text=True, timeout=timeout, env=single_thread_env())
+    result = subprocess.run(dccseg_command(*args), capture_output=True, text=True, encoding="utf-8", timeout=timeout, env=single_thread_env())
     assert result.returncode == 0, f"dccseg {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result

@@ -25,6 +25,7 @@ from ..progress import QUIET, Progress
 from ..volume import Volume
 from .device import BatchRunner, autocast
 from .optimize import inference_network
+from .restore import restore_labels
 from .settings import MAX_COARSE_ROI, InferenceSettings
 
 
@@ -67,7 +68,7 @@ def segment_volume(
     refined = fuse(grid.shape, accumulators).cpu().numpy() if accumulators else np.zeros(grid.shape, dtype=np.uint8)
     del accumulators
     progress.update("fuse", 0.5, "back to the input grid")
-    on_canonical = resample_like(grid.with_array(refined), canonical, is_label=True)
+    on_canonical = restore_labels(grid.with_array(refined), canonical)
     result = orientation.restore(on_canonical)
     progress.update("fuse", 1.0, "done")
     times["fuse"] = time.perf_counter() - start

@@ -60,7 +60,7 @@ def build_template_from_structure_dir(structure_dir: str | Path, out: str | Path
 
 
 def _read_names(json_path: Path) -> list[str]:
-    table = json.loads(json_path.read_text())
+    table = json.loads(json_path.read_text(encoding="utf-8"))
     return [table[str(i)] for i in range(1, len(table) + 1)]
 
 
@@ -90,7 +90,7 @@ def load_dataset_templates(dataset_dir: str | Path) -> list[tuple[Volume, list[s
     manifest = Path(dataset_dir) / "dataset.json"
     if not manifest.is_file():
         raise DccsegError(f"{dataset_dir} has no dataset.json; give a dataset folder made by 'dccseg dataset'")
-    cases = json.loads(manifest.read_text()).get("cases", [])
+    cases = json.loads(manifest.read_text(encoding="utf-8")).get("cases", [])
     names = [o.key for o in ORGANS]
     return [(_read(Path(dataset_dir) / case["label"]), names) for case in cases if case.get("label")]
 
