@@ -1,0 +1,145 @@
+"""Benchmark of ``dccseg segment``: per-stage latency and peak memory, end to end, per device.
+
+Run with ``make bench`` (not part of the tests). Each measurement is a fresh process, timed
+from process start to the output file, so model loading and writing are included. Results
+are printed side by side with the product targets and the ratios between them, and saved as
+``bench.json`` and ``bench.md`` in the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .fileutil import atomic_output
+from .io import read_image, write_image
+from .volume import Volume
+
+BUNDLED_CT = Path(__file__).parent / "data" / "totalseg_example" / "example_ct.nii.gz"
+LARGE_SIZE = (512, 512, 200)
+LARGE_SPACING = (0.8, 0.8, 1.5)
+TARGET_SECONDS = {("shared-ct", "cpu"): 30.0, ("ct-512x512x200", "cpu"): 120.0, ("ct-512x512x200", "cuda"): 5.0}
+TARGET_PEAK_GIB = {"ct-512x512x200": 8.0}
+STAGE_ORDER = ["load", "coarse", "refine", "fuse", "write"]
+
+
+@dataclass
+class Measurement:
+    case: str
+    device: str
+    mode: str
+    seconds: float
+    peak_rss_gib: float
+    stages: dict[str, float] = field(default_factory=dict)
+    returncode: int = 0
+
+
+def make_large_ct(path: Path) -> Path:
+    """The bundled real CT resampled onto a 512x512x200 grid at 0.8x0.8x1.5 mm (air outside)."""
+    source = read_image(BUNDLED_CT).to_sitk()
+    reference = sitk.Image(LARGE_SIZE, sitk.sitkFloat32)
+    reference.SetSpacing(LARGE_SPACING)
+    reference.SetDirection(source.GetDirection())
+    centre = source.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in source.GetSize()])
+    half = np.array(source.GetDirection()).reshape(3, 3) @ (np.array(LARGE_SPACING) * (np.array(LARGE_SIZE) - 1) / 2)
+    reference.SetOrigin(tuple(np.array(centre) - half))
+    large = sitk.Resample(source, reference, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    write_image(Volume.from_sitk(large), path)
+    return path
+
+
+def run_segment(case: str, image: Path, output: Path, device: str, fast: bool) -> Measurement:
+    """Run ``dccseg segment`` in a fresh process and measure it."""
+    command = [sys.executable, "-m", "dccseg", "segment", str(image), str(output), "--device", device, "--progress", "json"]
+    if fast:
+        command.append("--fast")
+    start = time.perf_counter()
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, encoding="utf-8")
+        stdout = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        returncode = os.waitstatus_to_exitcode(status)
+        process.returncode = returncode
+        errors.seek(0)
+        stderr = errors.read()
+    peak = round(usage.ru_maxrss / 2**20, 2)
+    stages: dict[str, float] = {}
+    for line in stdout.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        stages.update(record.get("timings") or {})
+    if returncode != 0:
+        print(f"  {case}/{device}: dccseg segment failed ({returncode}): {stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+    return Measurement(case, device, "fast" if fast else "default", round(seconds, 2), peak, stages, returncode)
+
+
+def table(measurements: list[Measurement]) -> str:
+    stages = sorted({s for m in measurements for s in m.stages}, key=lambda s: (STAGE_ORDER.index(s) if s in STAGE_ORDER else len(STAGE_ORDER), s))
+    header = ["case", "device", "mode", *[f"{s} s" for s in stages], "total s", "target s", "total/target", "peak RSS GiB", "vs default"]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for m in measurements:
+        target = TARGET_SECONDS.get((m.case, m.device))
+        default = next((d for d in measurements if (d.case, d.device, d.mode) == (m.case, m.device, "default")), None)
+        rows.append(
+            "| "
+            + " | ".join(
+                [
+                    m.case,
+                    m.device,
+                    m.mode,
+                    *[f"{m.stages.get(s, float('nan')):.2f}" for s in stages],
+                    f"{m.seconds:.2f}" if m.returncode == 0 else "failed",
+                    f"{target:.0f}" if target else "-",
+                    f"{m.seconds / target:.2f}" if target and m.returncode == 0 else "-",
+                    f"{m.peak_rss_gib:.2f}" + (f" (target {TARGET_PEAK_GIB[m.case]:.0f})" if m.case in TARGET_PEAK_GIB else ""),
+                    f"{m.seconds / default.seconds:.2f}x" if default and default.seconds else "-",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="bench-output", type=Path)
+    parser.add_argument("--devices", default=None, help="comma-separated devices (default: cpu, plus cuda when present)")
+    args = parser.parse_args(argv)
+    import torch
+
+    devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    args.output.mkdir(parents=True, exist_ok=True)
+    large = args.output / "ct-512x512x200.nii.gz"
+    if not large.exists():
+        make_large_ct(large)
+    cases = {"shared-ct": BUNDLED_CT, "ct-512x512x200": large}
+    measurements = []
+    for device in devices:
+        for case, image in cases.items():
+            for fast in (False, True):
+                print(f"measuring {case} on {device} ({'fast' if fast else 'default'}) ...", file=sys.stderr)
+                measurements.append(run_segment(case, image, args.output / f"{case}-{device}.seg.nrrd", device, fast))
+    report = table(measurements)
+    print(report)
+    with atomic_output(args.output / "bench.md") as tmp:
+        tmp.write_text(f"# dccseg segment benchmark\n\n{report}\n", encoding="utf-8")
+    with atomic_output(args.output / "bench.json") as tmp:
+        tmp.write_text(json.dumps([asdict(m) for m in measurements], indent=2))
+    return 0 if all(m.returncode == 0 for m in measurements) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
