@@ -206,7 +206,14 @@ class TrainPanel:
             guess = self.logic.guess_phase(image, label)
         default = PHASES.index(guess.phase) if guess and guess.phase in PHASES else PHASES.index("unknown")
         text = f"The engine guesses '{guess.phase}'" + (f" ({guess.evidence})" if guess and guess.evidence else "") if guess else "The engine could not guess the phase"
-        return qt.QInputDialog.getItem(slicer.util.mainWindow(), "Contrast phase", text + ". Contrast phase of this case:", list(PHASES), default, False)
+        # A dialog object, not QInputDialog.getItem: through PythonQt getItem hides whether Cancel was pressed.
+        dialog = qt.QInputDialog(slicer.util.mainWindow())
+        dialog.setWindowTitle("Contrast phase")
+        dialog.setLabelText(text + ". Contrast phase of this case:")
+        dialog.setComboBoxItems(list(PHASES))
+        dialog.setComboBoxEditable(False)
+        dialog.setTextValue(PHASES[default])
+        return dialog.textValue() if dialog.exec_() == qt.QDialog.Accepted else ""
 
     def _add(self, case) -> None:
         try:
