@@ -26,6 +26,7 @@ def register(subparsers, common) -> None:
     parser.add_argument("--model", default=None, help="model reference: name, name@version or a model folder (default: the newest dccseg-abdomen)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to run (auto: the GPU when there is one)")
     parser.add_argument("--organs", default=None, help="comma-separated organ subset, e.g. liver,spleen or 6,1 (default: all)")
+    parser.add_argument("--keep-fragments", action="store_true", help="keep every connected piece of an organ (default: only the largest, method §1.8 option)")
     parser.add_argument("--fast", action="store_true", help="one patch per organ and slice instead of the model's K (faster, a little less accurate)")
     parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES, help="output format for folder/dataset input (default .seg.nrrd)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (otherwise an existing output is an error, or skipped in a batch)")
@@ -50,7 +51,7 @@ def run(args, progress: Progress) -> int:
         if batch:
             progress.log(f"case {index + 1}/{len(jobs)}: {job.case_id}")
         try:
-            segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0)
+            segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0, largest_component=not args.keep_fragments)
         except DccsegError as exc:
             if not batch:
                 raise
@@ -61,7 +62,7 @@ def run(args, progress: Progress) -> int:
     return 0
 
 
-def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0) -> dict[str, float]:
+def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0, largest_component: bool = True) -> dict[str, float]:
     """Read, segment and write one case; logs and returns the seconds of each stage."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -69,7 +70,7 @@ def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_l
     ct = read_image(job.source)
     timings["load"] = extra_load + time.perf_counter() - start
     progress.update("load", 1.0, f"{'x'.join(str(s) for s in ct.size_xyz)} voxels")
-    labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings)
+    labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component)
     start = time.perf_counter()
     progress.update("write", 0.0, f"writing {job.output.name}")
     if full_suffix(job.output) == ".seg.nrrd":

@@ -22,6 +22,7 @@ from ..organs import ORGAN_BY_LABEL, Organ
 from ..patches import extract_patches, organ_slice_centers
 from ..preprocess import normalize_ct, resample, resample_like, to_canonical
 from ..progress import QUIET, Progress
+from ..postprocess import keep_largest_components
 from ..volume import Volume
 from .device import BatchRunner, autocast
 from .optimize import inference_network
@@ -37,12 +38,14 @@ def segment_volume(
     progress: Progress = QUIET,
     batch_size: int | None = None,
     timings: dict[str, float] | None = None,
+    largest_component: bool = True,
 ) -> Volume:
     """Segment ``ct`` (HU) with a loaded model; returns a uint8 label map (ids 1..13) on ``ct``'s exact grid.
 
     ``organs`` limits refinement and output to those organs (default: all the model has);
     ``fast`` uses the card's ``fast_patches_per_slice``; ``timings`` (if given) receives the
-    seconds of the "coarse", "refine" and "fuse" stages.
+    seconds of the "coarse", "refine" and "fuse" stages; ``largest_component`` keeps one
+    connected piece per organ (``dccseg.postprocess``).
     """
     settings = InferenceSettings.from_card(model.card.preprocessing, fast)
     wanted = _organ_labels(model, organs)
@@ -67,6 +70,8 @@ def segment_volume(
     progress.update("fuse", 0.0, "majority vote")
     refined = fuse(grid.shape, accumulators).cpu().numpy() if accumulators else np.zeros(grid.shape, dtype=np.uint8)
     del accumulators
+    if largest_component:
+        keep_largest_components(refined)
     progress.update("fuse", 0.5, "back to the input grid")
     on_canonical = restore_labels(grid.with_array(refined), canonical)
     result = orientation.restore(on_canonical)
