@@ -60,7 +60,7 @@ def make_large_ct(path: Path) -> Path:
 
 def run_segment(case: str, image: Path, output: Path, device: str, fast: bool) -> Measurement:
     """Run ``dccseg segment`` in a fresh process and measure it."""
-    command = [sys.executable, "-m", "dccseg", "segment", str(image), str(output), "--device", device, "--progress", "json"]
+    command = [sys.executable, "-m", "dccseg", "segment", str(image), str(output), "--device", device, "--progress", "json", "--overwrite"]
     if fast:
         command.append("--fast")
     start = time.perf_counter()
@@ -105,7 +105,7 @@ def table(measurements: list[Measurement]) -> str:
                     f"{target:.0f}" if target else "-",
                     f"{m.seconds / target:.2f}" if target and m.returncode == 0 else "-",
                     f"{m.peak_rss_gib:.2f}" + (f" (target {TARGET_PEAK_GIB[m.case]:.0f})" if m.case in TARGET_PEAK_GIB else ""),
-                    f"{m.seconds / default.seconds:.2f}x" if default and default.seconds else "-",
+                    f"{m.seconds / default.seconds:.2f}x" if default and default.returncode == 0 and m.returncode == 0 else "-",
                 ]
             )
             + " |"
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         for case, image in cases.items():
             for fast in (False, True):
                 print(f"measuring {case} on {device} ({'fast' if fast else 'default'}) ...", file=sys.stderr)
-                measurements.append(run_segment(case, image, args.output / f"{case}-{device}.seg.nrrd", device, fast))
+                output = args.output / f"{case}-{device}-{'fast' if fast else 'default'}.seg.nrrd"
+                measurements.append(run_segment(case, image, output, device, fast))
     report = table(measurements)
     print(report)
     with atomic_output(args.output / "bench.md") as tmp:
