@@ -1,4 +1,4 @@
-"""One connected piece per organ: the largest stays, stray fragments go, other organs are untouched."""
+"""One connected piece per compact organ: the largest stays, stray fragments go, other organs are untouched."""
 
 import numpy as np
 
@@ -20,3 +20,12 @@ def test_only_the_largest_piece_of_each_organ_stays():
 def test_empty_labels_are_left_alone():
     labels = np.zeros((4, 4, 4), dtype=np.uint8)
     assert not keep_largest_components(labels).any()
+
+
+def test_pancreas_and_portal_vein_keep_their_pieces():
+    labels = np.zeros((10, 10, 10), dtype=np.uint8)
+    labels[1:3, 1:3, 1:3] = 11
+    labels[6:9, 6:9, 6:9] = 11
+    labels[1:3, 6:9, 6:9] = 10
+    labels[6:8, 1:3, 1:3] = 10
+    assert np.array_equal(keep_largest_components(labels.copy()), labels)

@@ -26,7 +26,7 @@ def register(subparsers, common) -> None:
     parser.add_argument("--model", default=None, help="model reference: name, name@version or a model folder (default: the newest dccseg-abdomen)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to run (auto: the GPU when there is one)")
     parser.add_argument("--organs", default=None, help="comma-separated organ subset, e.g. liver,spleen or 6,1 (default: all)")
-    parser.add_argument("--keep-fragments", action="store_true", help="keep every connected piece of an organ (default: only the largest, method §1.8 option)")
+    parser.add_argument("--keep-fragments", action="store_true", help="keep every connected piece of an organ (default: only the largest, for all but the pancreas and the portal/splenic vein)")
     parser.add_argument("--fast", action="store_true", help="one patch per organ and slice instead of the model's K (faster, a little less accurate)")
     parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES, help="output format for folder/dataset input (default .seg.nrrd)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (otherwise an existing output is an error, or skipped in a batch)")
