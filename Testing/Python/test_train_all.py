@@ -54,3 +54,16 @@ def test_presets_fill_a_valid_model_card(name):
     ModelCard(name="x", version="1.0.0", preprocessing=config.preprocessing.to_card(),
               architecture={"coarse": config.coarse.network.to_dict(), "refine": config.refine.network.to_dict()},
               training={"data": {}, "data_hash": ""})
+
+
+def test_train_all_with_dcc_pretraining_runs_every_stage(tmp_path):
+    dataset = phantom_dataset(tmp_path / "data", cases=3)
+    store = ModelStore(tmp_path / "store", builtin_root=tmp_path / "none")
+    run = tmp_path / "run"
+    overrides = {**QUICK, "pretrain__epochs": 1}
+    assert train_all(dataset, run, name="dcc-model", loss="dcc", config="tiny", overrides=overrides, device="cpu", store=store) == "finished"
+    stages = [r["stage"] for r in read_metrics(run)]
+    assert stages.index("coarse") < stages.index("pretrain") < stages.index("refine")
+    card = store.resolve("dcc-model").card
+    assert card.training["pretraining"] == "dcc" and 0.0 <= card.metrics["dice_mean"] <= 1.0
+    assert (run / "pretrain" / "encoder.safetensors").is_file()
