@@ -1,102 +1,115 @@
-"""Rebuild the shipped demo model (dccseg/models/dccseg-abdomen/<version>/) on a 2-core CPU.
+"""Rebuild the shipped model (dccseg/models/dccseg-abdomen/<version>/) on a 2-core CPU, in resumable steps.
 
-Training data: label-driven synthetic CT from the bundled real anatomy in all four phases
-(``dccseg phantom synth``) plus the bundled real non-contrast CT, whose HU are moved to other
-phases on the fly. Validation: whole synthetic anatomies (all their phases) never trained on.
+Training data come from the five training bodies of ``dccseg.phantoms.templates.BODY_SPLIT`` only (label-driven
+synthetic CT: every anatomy deformed, in a random phase, field of view and scan protocol, a quarter with random
+HU per tissue) plus the bundled real non-contrast CT. The two test bodies (s0006, s0009) are never trained on.
+Checkpoints are chosen on fresh anatomies of the training bodies; the card's figures come from the test bodies.
 
-    python tools/train_demo_model.py DATA_DIR RUN_DIR [--coarse-epochs N] [--refine-epochs N]
+    python tools/train_release_model.py RUN --stage data              # ~10 min: RUN/coarse-data, RUN/refine-data
+    python tools/train_release_model.py RUN --stage coarse [--resume]  # ~75 min on one core
+    python tools/train_release_model.py RUN --stage refine [--resume]  # ~75 min on one core, at the same time
+    python tools/train_release_model.py RUN --stage combine            # RUN/model: the two stages as a model folder
 
-DATA_DIR is made by:
-    dccseg phantom synth DATA_DIR --count 16 --phase all --seed 100 --spacing 1.5,1.5,3
-    dccseg dataset add DATA_DIR --image dccseg/data/totalseg_example/example_ct.nii.gz \
-        --label dccseg/data/totalseg_example/example_ct_organs.nii.gz --phase non-contrast --id real-example-ct
+Then measure it on the unseen bodies with ``python tools/evaluate_unseen.py RUN/model ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
-
-import torch
 
 from dccseg.dataset import Dataset
 from dccseg.progress import Progress
-from dccseg.store import ModelCard, dataset_hash
-from dccseg.training.evaluate import evaluate_model_folder
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-VALIDATION_ANATOMIES = 3
-NAME, VERSION = "dccseg-abdomen", "0.1.0"
+NAME, VERSION = "dccseg-abdomen", "0.2.0"
+REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
+VALIDATION_PER_BODY = 4
+DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU)
+    "coarse-data": (250, "3.5,3.5,3.5", 21, 0.25),
+    "refine-data": (100, "1.5,1.5,3", 22, 0.2),
+}
 # Inference-only setting: refine on 3 mm slices at most, which halves the work on thin-slice scans.
 REFINE_SLICE_THICKNESS = 3.0
 
 
+def make_data(run: Path) -> None:
+    """Render the synthetic training sets and add the real example CT to each."""
+    for folder, (count, spacing, seed, random_style) in DATA.items():
+        out = run / folder
+        dccseg = [sys.executable, "-m", "dccseg"]
+        subprocess.run([*dccseg, "phantom", "synth", str(out), "--count", str(count), "--phase", "any", "--template", "training-bodies",
+                        "--spacing", spacing, "--random-style", str(random_style), "--seed", str(seed)], check=True)
+        subprocess.run([*dccseg, "dataset", "add", str(out), "--image", str(REAL_CT / "example_ct.nii.gz"), "--label",
+                        str(REAL_CT / "example_ct_organs.nii.gz"), "--phase", "non-contrast", "--id", "real-example-ct"], check=True)
+
+
 def anatomy_split(dataset_dir: Path) -> dict[str, list[str]]:
-    """Hold out whole anatomies: every phase of the last VALIDATION_ANATOMIES synthetic anatomies."""
+    """Validation: the last VALIDATION_PER_BODY anatomies of every training body (fresh deformations, never trained on)."""
     ids = sorted(c.id for c in Dataset.load(dataset_dir).cases)
-    anatomies = sorted({i.rsplit("-", 2)[0] if i.startswith("synth-") else i for i in ids})
-    synthetic = [a for a in anatomies if a.startswith("synth-")]
-    held_out = set(synthetic[-VALIDATION_ANATOMIES:])
-    val = [i for i in ids if any(i.startswith(a + "-") for a in held_out)]
+    by_body: dict[str, list[str]] = {}
+    for case_id in ids:
+        if case_id.startswith("synth-"):
+            by_body.setdefault(case_id.split("-")[1], []).append(case_id)
+    val = sorted(i for cases in by_body.values() for i in sorted(cases, key=lambda c: int(c.split("-")[2]))[-VALIDATION_PER_BODY:])
     return {"train": [i for i in ids if i not in val], "val": val}
 
 
-def combine(data: Path, coarse_run: Path, refine_run: Path, folder: Path) -> None:
-    """Join the two trained stages into a model version folder and measure it on the held-out anatomies."""
-    coarse_state, coarse_info = load_part(coarse_run / "coarse")
-    refine_state, refine_info = load_part(refine_run / "refine")
+def prepare_run(run: Path, data: Path) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    if not (run / "split.json").exists():
+        (run / "split.json").write_text(json.dumps(anatomy_split(data), indent=2), encoding="utf-8")
+
+
+def combine(run: Path) -> Path:
+    """Join the two trained stages into a model version folder."""
+    coarse_state, coarse_info = load_part(run / "coarse-run" / "coarse")
+    refine_state, refine_info = load_part(run / "refine-run" / "refine")
     refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], "refine_slice_thickness": REFINE_SLICE_THICKNESS}}
-    dataset = Dataset.load(data)
-    split = json.loads((coarse_run / "split.json").read_text(encoding="utf-8"))
-    phases = {}
-    for case in dataset.cases:
-        phases[case.phase] = phases.get(case.phase, 0) + 1
     training = {
         "data": {
-            "dataset": "label-driven synthetic CT from the bundled TotalSegmentator anatomy (dccseg phantom synth --count 16 --phase all --seed 100 --spacing 1.5,1.5,3) + the bundled real non-contrast CT",
-            "cases": len(dataset.cases), "phases": phases, "train": split["train"], "val": split["val"],
-            "phase_augmentation": "organ-wise phase simulation on every training case (probability 0.6)",
+            "bodies": {"train": coarse_info["data"].get("bodies", []), "never_trained_on": ["s0006", "s0009", "the real portal-venous slab"]},
+            "coarse": {k: coarse_info["data"][k] for k in ("dataset", "cases", "phases", "val")},
+            "refine": {k: refine_info["data"][k] for k in ("dataset", "cases", "phases", "val")},
+            "synthesis": {folder: {"anatomies": c, "spacing_mm": s, "seed": seed, "random_hu_fraction": r} for folder, (c, s, seed, r) in DATA.items()},
             "real_cases": ["real-example-ct (non-contrast; TotalSegmentator example_ct, labels are model predictions)"],
         },
-        "data_hash": dataset_hash(dataset),
         "stages": {"coarse": {k: coarse_info.get(k) for k in ("epochs", "best")}, "refine": {k: refine_info.get(k) for k in ("epochs", "best", "prior")}},
         "pretraining": None,
-        "recipe": "python tools/train_demo_model.py DATA RUN --stage coarse|refine|combine",
+        "recipe": "python tools/train_release_model.py RUN --stage data|coarse|refine|combine",
     }
-    card = build_card(NAME, VERSION, coarse_info, refine_info, training, {}, description="Demo model: trained on a 2-core CPU in about an hour, from one real anatomy (synthetic CT in four phases + the real non-contrast scan)")
-    write_model_folder(folder, card, {"coarse": coarse_state, "refine": refine_state})
-    val_cases = [c for c in dataset.cases if c.id in set(split["val"])]
-    metrics = evaluate_model_folder(folder, val_cases, torch.device("cpu"), Progress("human"))
-    data = card.to_dict()
-    data["metrics"] = metrics
-    write_model_folder(folder, ModelCard.from_dict(data), {"coarse": coarse_state, "refine": refine_state})
-    print(json.dumps(metrics, indent=2))
+    card = build_card(NAME, VERSION, coarse_info, refine_info, training, {},
+                      description="Trained on a 2-core CPU from five real anatomies (synthetic CT in any phase, field of view and protocol) + one real non-contrast CT")
+    write_model_folder(run / "model", card, {"coarse": coarse_state, "refine": refine_state})
+    return run / "model"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path)
     parser.add_argument("run", type=Path)
-    parser.add_argument("--coarse-epochs", type=int, default=44)
+    parser.add_argument("--stage", choices=("data", "coarse", "refine", "combine"), required=True,
+                        help="coarse and refine are independent (the refine prior is degraded ground truth) and may run at once")
+    parser.add_argument("--coarse-epochs", type=int, default=8)
     parser.add_argument("--refine-epochs", type=int, default=5)
-    parser.add_argument("--stage", choices=("coarse", "refine", "combine"), required=True, help="coarse and refine are independent (the refine prior is degraded ground truth) and may run at once; combine joins them")
+    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     progress = Progress("human")
-    coarse_run, refine_run = args.run / "coarse-run", args.run / "refine-run"
-    if args.stage in ("coarse", "refine"):
-        run = coarse_run if args.stage == "coarse" else refine_run
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "split.json").write_text(json.dumps(anatomy_split(args.data), indent=2))
-    if args.stage == "coarse":
-        overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": (64, 64, 64), "coarse__validate_every": 4}
-        train_coarse(args.data, coarse_run, config="default", overrides=overrides, device="cpu", progress=progress)
+    if args.stage == "data":
+        make_data(args.run)
+    elif args.stage == "coarse":
+        prepare_run(args.run / "coarse-run", args.run / "coarse-data")
+        overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": (64, 64, 64), "coarse__validate_every": 1, "phase__synthetic_cases": 0}
+        train_coarse(args.run / "coarse-data", args.run / "coarse-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
     elif args.stage == "refine":
+        prepare_run(args.run / "refine-run", args.run / "refine-data")
         overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": "degraded", "refine__val_patches_per_organ": 5}
-        train_refine(args.data, refine_run, config="default", overrides=overrides, device="cpu", progress=progress)
+        train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
     else:
-        combine(args.data, coarse_run, refine_run, args.run / "model")
+        print(combine(args.run))
 
 
 if __name__ == "__main__":
