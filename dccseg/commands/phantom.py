@@ -12,6 +12,7 @@ from ..errors import DccsegError
 from ..fileutil import strip_suffix
 from ..io import read_image, read_labelmap, write_image
 from ..phantoms import CONTRAST_PHASES, load_templates, procedural_phantom, simulate_phase, synthesize_from_labels
+from ..phantoms.field_of_view import FieldOfViewSettings
 from ..phantoms.synthesis import prepared
 from ..phantoms.templates import BODY_SPLIT, BUNDLED
 from ..progress import Progress
@@ -94,7 +95,8 @@ def run_synth(args: argparse.Namespace, progress: Progress) -> int:
         for j, phase in enumerate(phases):
             phase = str(rng.choice(CONTRAST_PHASES)) if phase == ANY_PHASE else phase
             progress.update("synth", (i * len(phases) + j) / total, f"case {i + 1}/{args.count}, {tag}, {phase}")
-            ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style)
+            view = None if args.whole_view else FieldOfViewSettings()
+            ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style, field_of_view=view)
             notes = f"template {tag}, seed {seed}, {style} HU; same anatomy in every phase of this seed"
             _store(dataset, f"synth-{tag}-{seed}-{phase}", ct, labels, phase, "dccseg phantom synth", notes)
     progress.update("synth", 1.0, f"{total} case(s) in {dataset.root}")
@@ -130,6 +132,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     synth.add_argument("--count", type=int, default=4, help="number of random anatomies, drawn from the templates in turn (default 4)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same cases")
     synth.add_argument("--template", default="totalseg_example", help=f"bundled body ({', '.join(BUNDLED)}), {TRAINING_BODIES}, a structure-mask folder, a labelmap, a dataset folder, or a comma-separated list")
+    synth.add_argument("--whole-view", action="store_true", help="render every organ's whole z range and the whole axial plane (test sets); default: varied fields of view")
     synth.add_argument("--random-style", type=float, default=0.0, help="fraction of anatomies rendered with random HU per tissue (domain randomisation; default 0)")
     synth.add_argument("--spacing", default=None, help="output spacing x,y,z in mm (default: the template's)")
     synth.set_defaults(func=run_synth)
