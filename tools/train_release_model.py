@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from dccseg.dataset import Dataset
+from dccseg.networks import CoarseConfig
 from dccseg.progress import Progress
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
@@ -32,6 +33,10 @@ VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU)
     "coarse-data": (250, "3.5,3.5,3.5", 21, 0.25),
     "refine-data": (100, "1.5,1.5,3", 22, 0.2),
+}
+COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
+    "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
+    "5mm": ((5.0, 5.0, 5.0), (48, 48, 48), (16, 32, 64, 128)),
 }
 # Inference-only setting: refine on 3 mm slices at most, which halves the work on thin-slice scans.
 REFINE_SLICE_THICKNESS = 3.0
@@ -95,15 +100,19 @@ def main() -> None:
                         help="coarse and refine are independent (the refine prior is degraded ground truth) and may run at once")
     parser.add_argument("--coarse-epochs", type=int, default=8)
     parser.add_argument("--refine-epochs", type=int, default=5)
+    parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="3.5mm", help="coarse grid and network (default 3.5mm)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     progress = Progress("human")
     if args.stage == "data":
         make_data(args.run)
     elif args.stage == "coarse":
-        prepare_run(args.run / "coarse-run", args.run / "coarse-data")
-        overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": (64, 64, 64), "coarse__validate_every": 1, "phase__synthetic_cases": 0}
-        train_coarse(args.run / "coarse-data", args.run / "coarse-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
+        run = args.run / ("coarse-run" if args.coarse_variant == "3.5mm" else f"coarse-run-{args.coarse_variant}")
+        prepare_run(run, args.run / "coarse-data")
+        spacing, crop, channels = COARSE_VARIANTS[args.coarse_variant]
+        overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": crop, "coarse__validate_every": 1, "phase__synthetic_cases": 0,
+                     "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
+        train_coarse(args.run / "coarse-data", run, config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
     elif args.stage == "refine":
         prepare_run(args.run / "refine-run", args.run / "refine-data")
         overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": "degraded", "refine__val_patches_per_organ": 5}
