@@ -37,9 +37,9 @@ def make_sets(work: Path, shared: Path | None) -> dict[str, Path]:
         if not sets["unseen-real"].exists():
             data = shared / "data"
             _dccseg("dataset", "add", str(sets["unseen-real"]), "--image", str(data / "totalsegmentator-subjects/s0009/ct.nii.gz"),
-                    "--label", str(data / "references/s0009_organs.nii.gz"), "--phase", "non-contrast", "--id", "real-s0009")
+                    "--label", str(data / "references/s0009_organs.nii.gz"), "--phase", "non-contrast", "--id", "real-s0009", "--subject", "s0009")
             _dccseg("dataset", "add", str(sets["unseen-real"]), "--image", str(data / "totalsegmentator/example_ct_dicom"),
-                    "--label", str(data / "references/example_ct_dicom_organs.nii.gz"), "--phase", "portal-venous", "--id", "real-pv-slab")
+                    "--label", str(data / "references/example_ct_dicom_organs.nii.gz"), "--phase", "portal-venous", "--id", "real-pv-slab", "--subject", "pv-slab")
     return sets
 
 

@@ -47,11 +47,11 @@ def _shape(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
-def _store(dataset: Dataset, case_id: str, ct: Volume, labels: Volume, phase: str, source: str, notes: str) -> None:
+def _store(dataset: Dataset, case_id: str, ct: Volume, labels: Volume, phase: str, source: str, notes: str, subject: str = "") -> None:
     if dataset.case(case_id) is not None:
         raise DccsegError(f"{dataset.root} already holds case '{case_id}'; use another --seed or another output folder")
     hu = ct.with_array(np.round(ct.array).astype(np.float32))
-    dataset.add_volumes(case_id, hu, labels, phase, source=source, notes=notes)
+    dataset.add_volumes(case_id, hu, labels, phase, source=source, notes=notes, subject=subject)
 
 
 def run_procedural(args: argparse.Namespace, progress: Progress) -> int:
@@ -98,7 +98,7 @@ def run_synth(args: argparse.Namespace, progress: Progress) -> int:
             view = None if args.whole_view else FieldOfViewSettings()
             ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style, field_of_view=view)
             notes = f"template {tag}, seed {seed}, {style} HU; same anatomy in every phase of this seed"
-            _store(dataset, f"synth-{tag}-{seed}-{phase}", ct, labels, phase, "dccseg phantom synth", notes)
+            _store(dataset, f"synth-{tag}-{seed}-{phase}", ct, labels, phase, "dccseg phantom synth", notes, subject=tag)
     progress.update("synth", 1.0, f"{total} case(s) in {dataset.root}")
     return 0
 
