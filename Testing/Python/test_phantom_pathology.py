@@ -22,10 +22,12 @@ def _ellipsoid(shape, centre, semi_vox):
 
 @pytest.fixture(scope="module")
 def scene():
-    """A 3 mm abdomen: fat inside an air border, a large liver touching the right kidney, a spleen and an aorta."""
+    """A 3 mm abdomen: a large liver touching the right kidney, a spleen and an aorta in fat, inside muscle walls
+    (y 7-8 and 55-56) with subcutaneous fat and air beyond them."""
     shape = (40, 64, 64)
     tissue = np.full(shape, TISSUE_INDEX["fat"], np.uint8)
     tissue[:, :3], tissue[:, -3:] = TISSUE_INDEX["air"], TISSUE_INDEX["air"]
+    tissue[:, 7:9], tissue[:, 55:57] = TISSUE_INDEX["muscle"], TISSUE_INDEX["muscle"]
     organs = np.zeros(shape, np.uint8)
     parts = (
         (LIVER, "liver", (20, 30, 18), (14, 16, 13)),
@@ -75,6 +77,7 @@ def test_masses_outside_organs_are_background_and_never_overwrite_other_organs(s
     assert len(hosts) <= 1 and hosts <= {KIDNEY_R, SPLEEN}
     assert np.isin(tissue[changed & (organs == 0)], DISPLACEABLE).all()
     assert set(np.unique(new_tissue[changed])) <= PATHOLOGY_TISSUES
+    assert not changed[:, :9].any() and not changed[:, 55:].any()
 
 
 def test_exophytic_masses_do_reach_outside_their_organ(scene):
@@ -99,7 +102,7 @@ def test_splenomegaly_grows_into_background_only_to_the_drawn_volume(scene, seed
     ratio = (new_organs == SPLEEN).sum() / (organs == SPLEEN).sum()
     assert 2.95 <= ratio <= 3.0
     grown = (new_organs == SPLEEN) & (organs != SPLEEN)
-    assert (organs[grown] == 0).all() and np.isin(tissue[grown], DISPLACEABLE).all()
+    assert (organs[grown] == 0).all() and np.isin(tissue[grown], DISPLACEABLE).all() and not grown[:, 55:].any()
     assert (new_tissue[grown] == TISSUE_INDEX["spleen"]).all()
     others = (organs != SPLEEN) & (organs != 0)
     assert np.array_equal(new_organs[others], organs[others])
@@ -165,3 +168,7 @@ def test_bad_settings_and_inputs_are_user_errors(scene):
         PathologySettings(removal_organs=("appendix",))
     with pytest.raises(DccsegError, match="same 3D grid"):
         add_pathology(scene[0], scene[1][:-1], SPACING, np.random.default_rng(0))
+    with pytest.raises(DccsegError, match="organ map hold ids"):
+        add_pathology(scene[0], scene[1].astype(np.int16) + 20, SPACING, np.random.default_rng(0))
+    with pytest.raises(DccsegError, match="positive"):
+        add_pathology(scene[0], scene[1], (3.0, 0.0, 3.0), np.random.default_rng(0))

@@ -16,7 +16,7 @@ import scipy.ndimage as ndi
 
 from ..errors import DccsegError
 from ..organs import ORGAN_BY_KEY, ORGAN_BY_LABEL
-from .hu_table import TISSUE_INDEX
+from .hu_table import TISSUE_INDEX, TISSUES
 from .render import smooth_noise, upsample
 
 LESION_KINDS: dict[str, tuple[str, str | None]] = {
@@ -100,6 +100,8 @@ def add_pathology(
     spacing = np.asarray(spacing_zyx, dtype=np.float64)
     if spacing.shape != (3,) or not (spacing > 0).all():
         raise DccsegError(f"spacing {spacing_zyx} must be three positive numbers (z, y, x mm)")
+    if tissue.size and (tissue.min() < 0 or tissue.max() >= len(TISSUES) or organs.min() < 0 or organs.max() > max(ORGAN_BY_LABEL)):
+        raise DccsegError(f"tissue map must index hu_table.TISSUES (0-{len(TISSUES) - 1}) and organ map hold ids 0-{max(ORGAN_BY_LABEL)}")
     tissue, organs = tissue.astype(np.uint8, copy=True), organs.astype(np.uint8, copy=True)
     boxes = ndi.find_objects(organs, max_label=max(ORGAN_BY_LABEL))
     labels = {key: ORGAN_BY_KEY[key].label for key in ORGAN_BY_KEY}
@@ -163,12 +165,27 @@ def _paint_blob(tissue, organs, centre, diameter_mm, spacing, rng, settings, cor
     pieces, _ = ndi.label(radius <= 1.0)
     blob = pieces == pieces[local_centre]
     sub_organs, sub_tissue = organs[box], tissue[box]
-    allowed = (sub_organs == host) if host else np.zeros(blob.shape, dtype=bool)
+    inside = sub_organs == host if host else np.zeros(blob.shape, dtype=bool)
+    painted = blob & inside
     if outside:
-        allowed |= (sub_organs == 0) & np.isin(sub_tissue, DISPLACEABLE)
-    sub_tissue[allowed & blob] = TISSUE_INDEX[core_tissue]
+        painted = _reachable(blob & (inside | ((sub_organs == 0) & np.isin(sub_tissue, DISPLACEABLE))), inside, local_centre)
+    sub_tissue[painted] = TISSUE_INDEX[core_tissue]
     if centre_tissue is not None:
-        sub_tissue[allowed & blob & (radius <= rng.uniform(0.4, 0.8))] = TISSUE_INDEX[centre_tissue]
+        sub_tissue[painted & (radius <= rng.uniform(0.4, 0.8))] = TISSUE_INDEX[centre_tissue]
+
+
+def _reachable(region: np.ndarray, seeds: np.ndarray, centre: tuple[int, ...]) -> np.ndarray:
+    """The parts of ``region`` connected to ``seeds`` (or, without seeds in it, to ``centre``, else its largest part).
+
+    Keeps a mass on the host's side of muscle, bone and other organs: it never jumps through the body wall.
+    """
+    pieces, count = ndi.label(region)
+    if count == 0:
+        return region
+    keep = np.unique(pieces[seeds & region])
+    if not keep.size:
+        keep = [pieces[centre]] if pieces[centre] else [int(np.bincount(pieces.ravel())[1:].argmax()) + 1]
+    return np.isin(pieces, keep) & region
 
 
 def _depth(mask: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
