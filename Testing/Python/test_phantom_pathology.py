@@ -166,6 +166,12 @@ def test_bad_settings_and_inputs_are_user_errors(scene):
         PathologySettings(lesion_diameter_mm=(20.0, 5.0))
     with pytest.raises(DccsegError, match="unknown organs"):
         PathologySettings(removal_organs=("appendix",))
+    with pytest.raises(DccsegError, match="unknown organs"):
+        PathologySettings(removal_organs=("retroperitoneum",))
+    with pytest.raises(DccsegError, match="shrink"):
+        PathologySettings(shrink_volume_factor=(0.5, 1.5))
+    with pytest.raises(DccsegError, match="irregularity"):
+        PathologySettings(irregularity=-0.1)
     with pytest.raises(DccsegError, match="same 3D grid"):
         add_pathology(scene[0], scene[1][:-1], SPACING, np.random.default_rng(0))
     with pytest.raises(DccsegError, match="organ map hold ids"):

@@ -77,9 +77,13 @@ class PathologySettings:
             if f.name.endswith(("_mm", "_factor", "_count")) and not 0 < value[0] <= value[1]:
                 raise DccsegError(f"pathology setting {f.name}={value} is not a range; give (low, high) with 0 < low <= high")
             if f.name.endswith(("_organs", "_hosts")):
-                unknown = [k for k in value if k not in ORGAN_BY_KEY and k != "retroperitoneum"]
+                unknown = [k for k in value if k not in ORGAN_BY_KEY and not (k == "retroperitoneum" and f.name == "mass_hosts")]
                 if unknown:
                     raise DccsegError(f"pathology setting {f.name} names unknown organs {unknown}; use organ keys such as 'liver'")
+        if self.elongation < 1.0 or not 0.0 <= self.irregularity < 1.0:
+            raise DccsegError("pathology settings need elongation >= 1 and irregularity from 0 to below 1")
+        if self.enlarge_volume_factor[0] < 1.0 or self.splenomegaly_volume_factor[0] < 1.0 or self.shrink_volume_factor[1] > 1.0:
+            raise DccsegError("pathology volume factors must enlarge (>= 1) or shrink (<= 1) as their names say")
         if len(self.lesion_kind_weights) != len(LESION_KINDS) or min(self.lesion_kind_weights) < 0 or sum(self.lesion_kind_weights) <= 0:
             raise DccsegError(f"lesion_kind_weights needs {len(LESION_KINDS)} non-negative weights, not all zero")
 
@@ -218,7 +222,11 @@ def _add_lesions(tissue, organs, label, box, spacing, rng, settings: PathologySe
 
 
 def _add_mass(tissue, organs, boxes, spacing, rng, settings: PathologySettings) -> None:
-    """An exophytic mass bulging out of a host organ, or a retroperitoneal mass beside the aorta."""
+    """An exophytic mass bulging out of a host organ, or a retroperitoneal mass beside the aorta.
+
+    The retroperitoneal mass is placed to one side of the aorta along x and a little towards +y (posterior in
+    the LPS-aligned axial grids synthesis uses).
+    """
     aorta = ORGAN_BY_KEY["aorta"].label
     hosts = [h for h in settings.mass_hosts if boxes[(aorta if h == "retroperitoneum" else ORGAN_BY_KEY[h].label) - 1] is not None]
     if not hosts:
