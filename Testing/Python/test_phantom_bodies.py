@@ -136,3 +136,14 @@ def test_synthesis_draws_from_a_v2_body_in_the_random_style():
     assert ct.same_grid(organs) and {6, 8} <= set(np.unique(organs.array))
     with pytest.raises(DccsegError, match="style"):
         synthesize_from_labels(template, seed=2, output_spacing=(6.0, 6.0, 6.0), style="cartoon")
+
+
+def test_synthesis_with_pathology_can_remove_an_organ():
+    from dccseg.phantoms.pathology import PathologySettings
+
+    template = prepared(*load_template("s0009"))
+    splenectomy = PathologySettings(lesion_probability=0.0, mass_probability=0.0, enlarge_probability=0.0, shrink_probability=0.0,
+                                    removal_probability=1.0, removal_organs=("spleen",))
+    _, organs = synthesize_from_labels(template, phase="portal-venous", seed=4, output_spacing=(6.0, 6.0, 6.0), field_of_view=None, pathology=splenectomy)
+    _, healthy = synthesize_from_labels(template, phase="portal-venous", seed=4, output_spacing=(6.0, 6.0, 6.0), field_of_view=None)
+    assert (healthy.array == 1).any() and not (organs.array == 1).any() and (organs.array == 6).any()

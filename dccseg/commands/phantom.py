@@ -13,6 +13,7 @@ from ..fileutil import strip_suffix
 from ..io import read_image, read_labelmap, write_image
 from ..phantoms import CONTRAST_PHASES, load_templates, procedural_phantom, simulate_phase, synthesize_from_labels
 from ..phantoms.field_of_view import FieldOfViewSettings
+from ..phantoms.pathology import PathologySettings
 from ..phantoms.synthesis import prepared
 from ..phantoms.templates import BODY_SPLIT, BUNDLED
 from ..progress import Progress
@@ -76,8 +77,9 @@ def run_synth(args: argparse.Namespace, progress: Progress) -> int:
     phases = _phases(args.phase)
     if args.count < 1:
         raise DccsegError("--count must be at least 1")
-    if not 0.0 <= args.random_style <= 1.0:
-        raise DccsegError(f"--random-style is a fraction of the cases between 0 and 1, not {args.random_style}")
+    for option, value in (("--random-style", args.random_style), ("--pathology", args.pathology)):
+        if not 0.0 <= value <= 1.0:
+            raise DccsegError(f"{option} is a fraction of the anatomies between 0 and 1, not {value}")
     progress.update("synth", 0.0, "preparing the template anatomy")
     sources = [(name, template) for name in _template_names(args.template) for template in load_templates(name)]
     if not sources:
@@ -92,12 +94,13 @@ def run_synth(args: argparse.Namespace, progress: Progress) -> int:
         seed = args.seed * 100003 + i
         rng = np.random.default_rng([seed, 1])
         style = "random" if rng.uniform() < args.random_style else "realistic"
+        pathology = PathologySettings() if rng.uniform() < args.pathology else None
         for j, phase in enumerate(phases):
             phase = str(rng.choice(CONTRAST_PHASES)) if phase == ANY_PHASE else phase
             progress.update("synth", (i * len(phases) + j) / total, f"case {i + 1}/{args.count}, {tag}, {phase}")
             view = None if args.whole_view else FieldOfViewSettings()
-            ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style, field_of_view=view)
-            notes = f"template {tag}, seed {seed}, {style} HU; same anatomy in every phase of this seed"
+            ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style, field_of_view=view, pathology=pathology)
+            notes = f"template {tag}, seed {seed}, {style} HU{', pathology' if pathology else ''}; same anatomy in every phase of this seed"
             _store(dataset, f"synth-{tag}-{seed}-{phase}", ct, labels, phase, "dccseg phantom synth", notes, subject=tag)
     progress.update("synth", 1.0, f"{total} case(s) in {dataset.root}")
     return 0
@@ -133,6 +136,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same cases")
     synth.add_argument("--template", default="totalseg_example", help=f"bundled body ({', '.join(BUNDLED)}), {TRAINING_BODIES}, a structure-mask folder, a labelmap, a dataset folder, or a comma-separated list")
     synth.add_argument("--whole-view", action="store_true", help="render every organ's whole z range and the whole axial plane (test sets); default: varied fields of view")
+    synth.add_argument("--pathology", type=float, default=0.0, help="fraction of anatomies drawn with pathology: lesions, masses, enlarged, shrunken or missing organs (default 0)")
     synth.add_argument("--random-style", type=float, default=0.0, help="fraction of anatomies rendered with random HU per tissue (domain randomisation; default 0)")
     synth.add_argument("--spacing", default=None, help="output spacing x,y,z in mm (default: the template's)")
     synth.set_defaults(func=run_synth)

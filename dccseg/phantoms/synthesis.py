@@ -22,6 +22,7 @@ from .acquisition import AcquisitionSettings, acquire
 from .deformation import random_sampling_coordinates, warp_labels
 from .field_of_view import FieldOfViewSettings, choose_z_range, crop_in_plane
 from .hu_table import TISSUE_INDEX, ScanHU, sample_scan, sample_timed_scan
+from .pathology import PathologySettings, add_pathology
 from .render import add_gas, render_ct, smooth_noise
 from .scan_styles import randomise_scan, with_oral_contrast
 from .structures import HOLLOW, organ_label, structure_tissue
@@ -162,13 +163,15 @@ def synthesize_from_labels(
     style: str = "realistic",
     field_of_view: FieldOfViewSettings | None = FieldOfViewSettings(),
     acquisition: AcquisitionSettings = AcquisitionSettings(),
+    pathology: PathologySettings | None = None,
 ) -> tuple[Volume, Volume]:
     """One synthetic CT of ``phase`` from template anatomy; returns (CT in HU, organ labels 1..13).
 
     ``template`` is a structure labelmap (with ``structure_names``; prepared once and cached) or a
     ``prepare_template`` result. ``phase`` None draws a continuous timing between the four phases.
     ``output_spacing`` (x, y, z mm) defaults to the template's. ``field_of_view`` None keeps the organs' whole
-    z range and the whole axial plane; ``style`` is one of ``STYLES``.
+    z range and the whole axial plane; ``style`` is one of ``STYLES``; ``pathology`` adds lesions, masses and
+    enlarged, shrunken or missing organs (``dccseg.phantoms.pathology``).
     """
     if style not in STYLES:
         raise DccsegError(f"unknown synthesis style '{style}'; use one of {', '.join(STYLES)}")
@@ -190,13 +193,15 @@ def synthesize_from_labels(
     elif out_shape != codes.shape:
         codes = warp_labels(codes, np.indices(out_shape, dtype=np.float32) * (out_spacing / spacing)[:, None, None, None])
     tissue = add_gas(template.code_tissue[codes], rng, rng.uniform(0.05, 0.3))
+    labels = template.code_organ[codes]
+    if pathology is not None:
+        tissue, labels = add_pathology(tissue, labels, tuple(out_spacing), rng, pathology)
     scan: ScanHU = sample_timed_scan(rng) if phase is None else sample_scan(phase, rng)
     if rng.uniform() < ORAL_CONTRAST:
         scan = with_oral_contrast(scan, rng)
     if style == "random":
         scan = randomise_scan(scan, rng)
     image = acquire(render_ct(tissue, scan, tuple(out_spacing), rng, noise_sd=0.0), out_spacing, rng, acquisition)
-    labels = template.code_organ[codes]
     start = (0, 0)
     if field_of_view is not None:
         image, labels, start = crop_in_plane(image, labels, out_spacing, rng, field_of_view)
