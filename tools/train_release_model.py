@@ -70,10 +70,10 @@ def prepare_run(run: Path, data: Path) -> None:
         (run / "split.json").write_text(json.dumps(anatomy_split(data), indent=2), encoding="utf-8")
 
 
-def combine(run: Path) -> Path:
+def combine(run: Path, coarse_run: Path, refine_run: Path) -> Path:
     """Join the two trained stages into a model version folder."""
-    coarse_state, coarse_info = load_part(run / "coarse-run" / "coarse")
-    refine_state, refine_info = load_part(run / "refine-run" / "refine")
+    coarse_state, coarse_info = load_part(coarse_run / "coarse")
+    refine_state, refine_info = load_part(refine_run / "refine")
     refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], "refine_slice_thickness": REFINE_SLICE_THICKNESS}}
     training = {
         "data": {
@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--refine-epochs", type=int, default=5)
     parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="3.5mm", help="coarse grid and network (default 3.5mm)")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--coarse-run", type=Path, help="combine: the coarse run folder (default RUN/coarse-run)")
+    parser.add_argument("--refine-run", type=Path, help="combine: the refine run folder (default RUN/refine-run)")
     args = parser.parse_args()
     progress = Progress("human")
     if args.stage == "data":
@@ -118,7 +120,7 @@ def main() -> None:
         overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": "degraded", "refine__val_patches_per_organ": 5}
         train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
     else:
-        print(combine(args.run))
+        print(combine(args.run, args.coarse_run or args.run / "coarse-run", args.refine_run or args.run / "refine-run"))
 
 
 if __name__ == "__main__":
