@@ -96,7 +96,8 @@ def refine_share(m: Measurement) -> str:
 
 def table(measurements: list[Measurement]) -> str:
     stages = sorted({s for m in measurements for s in m.stages}, key=lambda s: (STAGE_ORDER.index(s) if s in STAGE_ORDER else len(STAGE_ORDER), s))
-    header = ["case", "device", "mode", *[f"{s} s" for s in stages], "total s", "refine share", "target s", "total/target", "peak RSS GiB", "vs default"]
+    header = ["case", "device", "mode", *[f"{s} s" for s in stages], "total s", "refine share", "target s", "total/target", "peak RSS GiB",
+              "vs default"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for m in measurements:
         target = TARGET_SECONDS.get((m.case, m.device))

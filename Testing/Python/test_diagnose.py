@@ -176,6 +176,7 @@ def test_cli_diagnose_writes_the_table_and_models_show_prints_a_card_table(store
     document = json.loads(output.read_text(encoding="utf-8"))
     assert document["cases"][0]["case"] == "ct" and document["summary"]["refine_skip"] == []
     assert "| organ | coarse | refined | gain | oracle prior | oracle refined | gain |" in printed and "| liver |" in printed
+    assert "ct: coarse " in printed and "(refine " in printed
     assert main([*args, "--output", str(output)]) == 2  # never overwrites a table
     assert "already exists" in capsys.readouterr().err
     assert json.loads(output.read_text(encoding="utf-8")) == document

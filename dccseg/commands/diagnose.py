@@ -67,7 +67,17 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         with atomic_output(args.output) as tmp:
             tmp.write_text(text + "\n", encoding="utf-8")
     print(text if args.json else f"{model.card.ref}{' (fast)' if args.fast else ''}\n\n{format_stage_table(table['summary'])}", flush=True)
+    if not args.json:
+        print("\n".join(_timing_line(case) for case in table["cases"]), flush=True)
     return 0
+
+
+def _timing_line(case: dict) -> str:
+    """Where the time of the refined stage went: coarse network, refine, fuse (and the refine share)."""
+    seconds = case["seconds"]
+    total = sum(seconds.values())
+    share = f" (refine {100 * seconds['refine'] / total:.0f}%)" if total > 0 else ""
+    return f"{case['case']}: " + ", ".join(f"{stage} {value:.1f} s" for stage, value in seconds.items()) + share
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

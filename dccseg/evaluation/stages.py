@@ -92,7 +92,7 @@ def summarize_stages(cases: Sequence[dict[str, Any]], refine_skip: Sequence[str]
     organs = {key: _stage_means(case["organs"][key] for case in cases if key in case["organs"]) for key in keys}
     means = {stage: _mean(case["mean"][stage] for case in cases if case["mean"][stage] is not None) for stage in STAGE_COLUMNS}
     gains = {name: _difference(means[a], means[b]) for name, (a, b) in GAINS.items()}
-    improved = {name: sum(1 for row in organs.values() if row[a] is not None and row[b] is not None and row[a] > row[b]) for name, (a, b) in GAINS.items()}
+    improved = {name: sum(1 for row in organs.values() if (_difference(row[a], row[b]) or 0.0) > 0) for name, (a, b) in GAINS.items()}
     return {
         "cases": [case["case"] for case in cases],
         "refine_skip": list(refine_skip),
@@ -137,7 +137,8 @@ def format_stage_table(summary: dict[str, Any]) -> str:
         cells = [values.get(stage) for stage in ("coarse", "refined")]
         oracle = [values.get(stage) for stage in ("oracle_prior", "oracle_refined")]
         gain = [_difference(cells[1], cells[0]), _difference(oracle[1], oracle[0])]
-        return "| " + " | ".join([name, _cell(cells[0]), _cell(cells[1]), _cell(gain[0], True), _cell(oracle[0]), _cell(oracle[1]), _cell(gain[1], True)]) + " |"
+        texts = [_cell(cells[0]), _cell(cells[1]), _cell(gain[0], True), _cell(oracle[0]), _cell(oracle[1]), _cell(gain[1], True)]
+        return "| " + " | ".join([name, *texts]) + " |"
 
     lines += [row(key, values) for key, values in summary["organs"].items()]
     if summary.get("mean"):

@@ -125,7 +125,7 @@ def labels_from_prior(
         del accumulators
         sources.append(image.grid.with_array(refined))
     else:
-        progress.update("refine", 1.0, "refinement skipped for every organ (model card)")
+        progress.update("refine", 1.0, "refinement skipped for every organ (refine_skip)")
         times["refine"] = 0.0
     if kept_organs:
         sources.append(prior.with_array(np.where(np.isin(prior.array, kept_organs), prior.array, 0).astype(np.uint8)))

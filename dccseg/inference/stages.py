@@ -65,7 +65,8 @@ def stage_predictions(
         prior, skipped = runs[stage]
         progress.log(f"stage {stage}")
         stage_times: dict[str, float] = {}
-        on_canonical = labels_from_prior(prior, target, image, wanted, skipped, model, settings, progress, timings=stage_times, largest_component=largest_component)
+        on_canonical = labels_from_prior(prior, target, image, wanted, skipped, model, settings, progress,
+                                         timings=stage_times, largest_component=largest_component)
         results[stage] = orientation.restore(on_canonical)
         if stage == "refined":
             times.update(refine=stage_times["refine"] + image_seconds, fuse=stage_times["fuse"])
