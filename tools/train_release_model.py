@@ -6,11 +6,15 @@ HU per tissue) plus the bundled real non-contrast CT. The two test bodies (s0006
 Checkpoints are chosen on fresh anatomies of the training bodies; the card's figures come from the test bodies.
 
     python tools/train_release_model.py RUN --stage data              # ~10 min: RUN/coarse-data, RUN/refine-data
-    python tools/train_release_model.py RUN --stage coarse [--resume]  # ~75 min on one core
-    python tools/train_release_model.py RUN --stage refine [--resume]  # ~75 min on one core, at the same time
+    python tools/train_release_model.py RUN --stage coarse [--resume]  # ~45 min on one core (5 mm grid, 20 epochs)
+    python tools/train_release_model.py RUN --stage refine [--resume]  # ~70 min on one core, at the same time
     python tools/train_release_model.py RUN --stage combine            # RUN/model: the two stages as a model folder
+    dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
+    python tools/evaluate_unseen.py RUN/model WORK [--shared ../shared]                       # unseen bodies
+    python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json
 
-Then measure it on the unseen bodies with ``python tools/evaluate_unseen.py RUN/model ...``.
+About 2 h on the 2-core machine, every step resumable; `--stage select --coarse-run A B` compares coarse runs on
+their validation anatomies.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from dccseg.training.pipeline import train_coarse, train_refine
 NAME, VERSION = "dccseg-abdomen", "0.2.0"
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
-DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU)
-    "coarse-data": (250, "3.5,3.5,3.5", 21, 0.25),
-    "refine-data": (100, "1.5,1.5,3", 22, 0.2),
+DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
+    "coarse-data": (250, "3.5,3.5,3.5", 31, 0.25, 0.5),
+    "refine-data": (100, "1.5,1.5,3", 22, 0.2, 0.0),  # 0.2.0's refine set was rendered before pathology existed (commit 94faa6a)
 }
 COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
@@ -44,11 +48,11 @@ REFINE_SLICE_THICKNESS = 3.0
 
 def make_data(run: Path) -> None:
     """Render the synthetic training sets and add the real example CT to each."""
-    for folder, (count, spacing, seed, random_style) in DATA.items():
+    for folder, (count, spacing, seed, random_style, pathology) in DATA.items():
         out = run / folder
         dccseg = [sys.executable, "-m", "dccseg"]
         subprocess.run([*dccseg, "phantom", "synth", str(out), "--count", str(count), "--phase", "any", "--template", "training-bodies",
-                        "--spacing", spacing, "--random-style", str(random_style), "--seed", str(seed)], check=True)
+                        "--spacing", spacing, "--random-style", str(random_style), "--pathology", str(pathology), "--seed", str(seed)], check=True)
         subprocess.run([*dccseg, "dataset", "add", str(out), "--image", str(REAL_CT / "example_ct.nii.gz"), "--label",
                         str(REAL_CT / "example_ct_organs.nii.gz"), "--phase", "non-contrast", "--id", "real-example-ct"], check=True)
 
@@ -113,7 +117,7 @@ def combine(run: Path, coarse_run: Path, refine_run: Path) -> Path:
             "bodies": {"train": coarse_info["data"].get("bodies", []), "never_trained_on": ["s0006", "s0009", "the real portal-venous slab"]},
             "coarse": {k: coarse_info["data"][k] for k in ("dataset", "cases", "phases", "val")},
             "refine": {k: refine_info["data"][k] for k in ("dataset", "cases", "phases", "val")},
-            "synthesis": {folder: {"anatomies": c, "spacing_mm": s, "seed": seed, "random_hu_fraction": r} for folder, (c, s, seed, r) in DATA.items()},
+            "synthesis": {folder: {"anatomies": c, "spacing_mm": s, "seed": seed, "random_hu_fraction": r, "pathology_fraction": p} for folder, (c, s, seed, r, p) in DATA.items()},
             "real_cases": ["real-example-ct (non-contrast; TotalSegmentator example_ct, labels are model predictions)"],
         },
         "data_hash": f"coarse {coarse_info['data_hash']}; refine {refine_info['data_hash']}",
@@ -157,11 +161,11 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--stage", choices=("data", "coarse", "refine", "select", "combine", "card"), required=True,
                         help="coarse and refine are independent (the refine prior is degraded ground truth) and may run at once")
-    parser.add_argument("--coarse-epochs", type=int, default=8)
+    parser.add_argument("--coarse-epochs", type=int, default=20)
     parser.add_argument("--refine-epochs", type=int, default=5)
-    parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="3.5mm", help="coarse grid and network (default 3.5mm)")
+    parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run); select: the runs to compare")
+    parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run-5mm); select: the runs to compare")
     parser.add_argument("--refine-run", type=Path, help="combine: the refine run folder (default RUN/refine-run)")
     parser.add_argument("--validation-stages", type=Path, help="card: diagnose --refine-all table on validation anatomies")
     parser.add_argument("--unseen", type=Path, help="card: unseen.json of tools/evaluate_unseen.py")
@@ -171,7 +175,7 @@ def main() -> None:
     if args.stage == "data":
         make_data(args.run)
     elif args.stage == "coarse":
-        run = args.run / ("coarse-run" if args.coarse_variant == "3.5mm" else f"coarse-run-{args.coarse_variant}")
+        run = args.run / f"coarse-run-{args.coarse_variant}"
         prepare_run(run, args.run / "coarse-data")
         spacing, crop, channels = COARSE_VARIANTS[args.coarse_variant]
         overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": crop, "coarse__validate_every": 1, "phase__synthetic_cases": 0,
@@ -186,7 +190,7 @@ def main() -> None:
         overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": "degraded", "refine__val_patches_per_organ": 5}
         train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
     else:
-        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run", args.refine_run or args.run / "refine-run"))
+        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run"))
 
 
 if __name__ == "__main__":
