@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dccseg.dataset import Dataset
 from dccseg.networks import CoarseConfig
+from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import Progress
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
@@ -114,7 +115,7 @@ def combine(run: Path, coarse_run: Path, refine_run: Path) -> Path:
     training = {
         "data": {
             "cases": coarse_info["data"]["cases"] + refine_info["data"]["cases"],
-            "bodies": {"train": coarse_info["data"].get("bodies", []), "never_trained_on": ["s0006", "s0009", "the real portal-venous slab"]},
+            "bodies": {"train": list(BODY_SPLIT["train"]), "never_trained_on": [*BODY_SPLIT["test"], "the real portal-venous slab"]},
             "coarse": {k: coarse_info["data"][k] for k in ("dataset", "cases", "phases", "val")},
             "refine": {k: refine_info["data"][k] for k in ("dataset", "cases", "phases", "val")},
             "synthesis": {folder: {"anatomies": c, "spacing_mm": s, "seed": seed, "random_hu_fraction": r, "pathology_fraction": p} for folder, (c, s, seed, r, p) in DATA.items()},
