@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import DccsegError
-from ..organs import Organ
+from ..organs import ORGAN_BY_KEY, Organ
 from ..preprocess import resample_like
 from ..progress import QUIET, Progress
 from ..store.card import STAGE_COLUMNS
@@ -86,9 +86,7 @@ def stage_table(
 
 def summarize_stages(cases: Sequence[dict[str, Any]], refine_skip: Sequence[str] = ()) -> dict[str, Any]:
     """Per-organ means over cases, overall means, the mean gains of refinement over its prior, and how many organs gain."""
-    keys: list[str] = []
-    for case in cases:
-        keys += [key for key in case["organs"] if key not in keys]
+    keys = sorted({key for case in cases for key in case["organs"]}, key=lambda key: ORGAN_BY_KEY[key].label)
     organs = {key: _stage_means(case["organs"][key] for case in cases if key in case["organs"]) for key in keys}
     means = {stage: _mean(case["mean"][stage] for case in cases if case["mean"][stage] is not None) for stage in STAGE_COLUMNS}
     gains = {name: _difference(means[a], means[b]) for name, (a, b) in GAINS.items()}
