@@ -76,7 +76,7 @@ def test_evaluate_dataset_with_a_stored_model(dccseg, tmp_path: Path) -> None:
         write_labelmap(organ_labels, tmp_path / f"lab{index}.nii.gz")
         dataset.add_case(tmp_path / f"ct{index}.nii.gz", tmp_path / f"lab{index}.nii.gz", phase, case_id=f"case{index}")
     dataset.save()
-    card = make_card(version="0.1.0")
+    card = make_card(version="9.0.0")  # newer than the built-in model, so it is the default
     card.preprocessing.update(coarse_spacing=[12.0, 12.0, 12.0], refine_spacing=[6.0, 6.0], patches_per_slice=2)
     ModelStore().register(card, make_weights())
     code, out, err = dccseg(
@@ -85,7 +85,7 @@ def test_evaluate_dataset_with_a_stored_model(dccseg, tmp_path: Path) -> None:
     )
     assert code == 0, err
     document = json.loads(out)
-    assert document["model"] == "dccseg-abdomen@0.1.0"
+    assert document["model"] == "dccseg-abdomen@9.0.0"
     assert sorted(document["summary"]["per_phase"]) == ["arterial", "portal-venous"]
     assert set(document["cases"][0]["organs"]) == {"liver", "spleen"}
     assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["case0.nii.gz", "case1.nii.gz"]
