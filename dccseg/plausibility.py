@@ -129,7 +129,8 @@ def _positions(present: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         drop = present[lower]["centroid_mm"][2] - present[upper]["centroid_mm"][2]  # LPS: +z is up (head)
         if drop > POSITION_MARGIN_MM:
-            flags.append(_flag(upper, "position", f"{_name(upper)} lies {drop:.0f} mm below the centre of the {_name(lower)}, expected above it: mislabelled?"))
+            message = f"{_name(upper)} lies {drop:.0f} mm below the centre of the {_name(lower)}, expected above it: mislabelled?"
+            flags.append(_flag(upper, "position", message))
     return flags
 
 

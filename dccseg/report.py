@@ -90,7 +90,8 @@ def report_markdown(cases: list[dict[str, Any]], title: str) -> str:
         found = sum(1 for entry in stats["organs"].values() if entry["present"])
         seconds = f"{stats['seconds']:.1f}" if isinstance(stats.get("seconds"), (int, float)) else "-"
         phase = f"{stats['phase']['guess']} ({stats['phase']['confidence']:.2f})"
-        lines.append(f"| [{case}](#{case.lower()}) | {phase} | {found}/{len(stats['organs'])} | {_volumes(stats)} | {len(stats.get('flags', []))} | {seconds} |")
+        flags = len(stats.get("flags", []))
+        lines.append(f"| [{case}](#{case.lower()}) | {phase} | {found}/{len(stats['organs'])} | {_volumes(stats)} | {flags} | {seconds} |")
     for stats in cases:
         case = stats.get("case", "?")
         lines += ["", f"## {case}", "", f"![{case}]({OVERLAY_FOLDER}/{case}.png)", ""]

@@ -68,7 +68,8 @@ class ResultsPanel:
             item.setData(qt.Qt.UserRole, flag.organ_name)
             self.flags.addItem(item)
         count = len(self.results.flags)
-        self.summary.text = f"Phase: {self.results.phase}. " + (f"{count} plausibility flag(s): click one to see the organ." if count else "No plausibility flags.")
+        flags = f"{count} plausibility flag(s): click one to see the organ." if count else "No plausibility flags."
+        self.summary.text = f"Phase: {self.results.phase}. {flags}"
         self.export_button.enabled = bool(dicom_instance_uids(volume_node.GetAttribute("DICOM.instanceUIDs")))
 
     def _jump_to_flag(self, item) -> None:

@@ -59,7 +59,8 @@ def test_export_arguments_write_a_dicom_seg_of_a_series_copied_from_the_database
     write_labelmap(ct.with_array((read_labelmap(DATA / "dcmqi_ct3slice" / "liver_spine_seg.nrrd").array == 1).astype("uint8") * 6), tmp_path / "labels.nrrd")
     output = tmp_path / "seg" / "organs.dcm"
     engine = Engine()
-    result = subprocess.run(engine.command(*dicom_seg_arguments(series, tmp_path / "labels.nrrd", output, "dccseg-abdomen@0.1.0")), capture_output=True, text=True, timeout=300)
+    command = engine.command(*dicom_seg_arguments(series, tmp_path / "labels.nrrd", output, "dccseg-abdomen@0.1.0"))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     seg = hd.seg.segread(output)
     assert [d.SegmentLabel for d in seg.SegmentSequence] == ["liver"]

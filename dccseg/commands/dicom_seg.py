@@ -19,11 +19,13 @@ GRID_TOLERANCE_MM = 1e-3
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser("dicom-seg", parents=[common], help="write an organ label map as a DICOM SEG referencing its DICOM series", description=__doc__)
+    parser = subparsers.add_parser("dicom-seg", parents=[common], description=__doc__,
+                                   help="write an organ label map as a DICOM SEG referencing its DICOM series")
     parser.add_argument("series", type=Path, help="folder of the segmented DICOM series (or one of its .dcm files)")
     parser.add_argument("labels", type=Path, help="organ label map (ids 1..13) or Slicer .seg.nrrd on that series' grid")
     parser.add_argument("output", type=Path, help="the DICOM SEG file to write (.dcm)")
-    parser.add_argument("--model", default=None, help="name@version of the model whose result this is (recorded; segments are marked SEMIAUTOMATIC, as a person may have edited them); without it: MANUAL")
+    parser.add_argument("--model", default=None, help="name@version of the model whose result this is (recorded; segments are marked "
+                        "SEMIAUTOMATIC, as a person may have edited them); without it: MANUAL")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.set_defaults(func=run)
 

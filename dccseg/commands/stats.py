@@ -18,7 +18,8 @@ from ..progress import Progress
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser("stats", parents=[common], help="organ volumes, HU statistics and plausibility flags of a CT and its organ labels", description=__doc__)
+    parser = subparsers.add_parser("stats", parents=[common], description=__doc__,
+                                   help="organ volumes, HU statistics and plausibility flags of a CT and its organ labels")
     parser.add_argument("image", type=Path, help="CT image (NIfTI, NRRD, MHA or DICOM folder)")
     parser.add_argument("labels", type=Path, help="organ label map (ids 1..13) or Slicer .seg.nrrd on the CT's grid")
     parser.add_argument("--output", type=Path, default=None, help="also write the statistics to this .json file")
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     ct = read_image(args.image)
     labels = read_labelmap(args.labels, reference=ct)
     check_label_ids(labels, str(args.labels))
-    stats = analyse_case(ct, labels, organs, case=strip_suffix(args.labels), image_file=str(args.image), labels_file=str(args.labels), model=None, seconds=None)
+    stats = analyse_case(ct, labels, organs, case=strip_suffix(args.labels), image_file=str(args.image), labels_file=str(args.labels),
+                         model=None, seconds=None)
     if args.output is not None:
         write_statistics(stats, args.output)
     progress.update("stats", 1.0, "done")
