@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from .volume import Volume
 
@@ -104,6 +103,8 @@ def _resample_to_grid(volume: Volume, size, spacing, origin, direction, is_label
     same = tuple(size) == volume.size_xyz and np.allclose(spacing, volume.spacing, atol=0, rtol=1e-9) and np.allclose(origin, volume.origin, atol=1e-9) and np.allclose(direction, volume.direction, atol=1e-12)
     if same:
         return Volume(volume.array, tuple(spacing), tuple(origin), tuple(direction))
+    import SimpleITK as sitk  # loaded on first use: training on a GPU machine runs without it
+
     image = volume.to_sitk()
     if not is_label and image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
         image = sitk.Cast(image, sitk.sitkFloat32)

@@ -13,6 +13,7 @@ from ..fileutil import atomic_output, full_suffix
 from ..volume import Volume
 from .ct_check import check_ct
 from .dicom import Log, read_dicom_series
+from .nifti_direction import read_nifti_with_repaired_axes
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 WRITE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
@@ -23,6 +24,8 @@ def _read_file(path: Path) -> sitk.Image:
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
+        if "orthonormal" in str(exc) and full_suffix(path) in (".nii", ".nii.gz"):
+            return read_nifti_with_repaired_axes(path)
         raise DccsegError(
             f"cannot read {path} as a {full_suffix(path)} image: the file is damaged or not an image; re-export it (e.g. from 3D Slicer) or check the path"
         ) from exc

@@ -58,7 +58,8 @@ def grid_difference(a: Volume, b: Volume) -> str:
 def read_labelmap(path: str | os.PathLike, reference: Volume | None = None) -> Volume:
     """Read a label map (NIfTI/NRRD/MHA, or a Slicer ``.seg.nrrd`` mapped to our organ ids).
 
-    With ``reference`` (the image), the label must lie on the same grid.
+    With ``reference`` (the image), the label must lie on the same grid; a label whose voxels are the image's
+    stored in another axis order or direction (e.g. LAS against LPS) is reordered onto it, losslessly.
     """
     from .segmentation import read_segmentation
 
@@ -68,11 +69,25 @@ def read_labelmap(path: str | os.PathLike, reference: Volume | None = None) -> V
     else:
         labels = as_labelmap(volume_from_sitk(read_sitk(path), str(path)), str(path))
     if reference is not None and not labels.same_grid(reference):
+        reordered = _reordered_onto(labels, reference)
+        if reordered is not None:
+            return reordered
         raise DccsegError(
             f"image and label grids differ: {grid_difference(reference, labels)} (image vs label) for {path.name}; "
             "resample the label onto the image in Slicer (Resample Scalar/Vector/DWI Volume) or re-export it"
         )
     return labels
+
+
+def _reordered_onto(labels: Volume, reference: Volume) -> Volume | None:
+    """``labels`` on ``reference``'s grid when both hold the same voxel centres in another order, else None."""
+    from ..preprocess import to_canonical
+
+    canonical_labels, _ = to_canonical(labels)
+    canonical_reference, transform = to_canonical(reference.with_array(np.zeros(reference.shape, np.uint8)))
+    if not canonical_labels.same_grid(canonical_reference):
+        return None
+    return transform.restore(canonical_labels)
 
 
 def check_label_ids(labels: Volume, source: str) -> None:
