@@ -80,7 +80,7 @@ class DCCSegmentLogic(ScriptedLoadableModuleLogic):
 
         work = new_work_dir()
         write_volume(volume_node, work / "input.nrrd")
-        parameters = SegmentParameters(work / "input.nrrd", work / "organs.seg.nrrd", model, device, tuple(organs) if organs is not None else None, fast)
+        parameters = SegmentParameters(work / "input.nrrd", work / "organs.seg.nrrd", model, device, tuple(organs) if organs is not None else None, fast, statistics=True)
         return self.restart(parameters)
 
     def restart(self, parameters):

@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "segment",
     "ablation",
     "demo",
+    "stats",
+    "dicom_seg",
 )
 
 
@@ -37,7 +39,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dccseg", description="Multi-phase abdominal CT organ segmentation (DCC-CL).")
     parser.add_argument("--version", action="version", version=f"dccseg {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in [command] if command in COMMAND_MODULES else COMMAND_MODULES:
+    module = command.replace("-", "_") if command else None
+    for name in [module] if module in COMMAND_MODULES else COMMAND_MODULES:
         importlib.import_module(f"dccseg.commands.{name}").register(subparsers, common)
     return parser
 

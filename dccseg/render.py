@@ -43,7 +43,7 @@ def _centre(labels: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.median(coords, axis=0))  # type: ignore[return-value]
 
 
-def render_overlay(ct: Volume, labels: Volume, path: str | os.PathLike, title: str = "") -> Path:
+def render_overlay(ct: Volume, labels: Volume, path: str | os.PathLike, title: str = "", dpi: int = 80) -> Path:
     """Write a PNG with axial, coronal and sagittal slices of ``ct`` overlaid with ``labels``."""
     image = _to_lps(ct, is_label=False).astype(np.float32)
     label = _to_lps(labels, is_label=True)
@@ -67,6 +67,6 @@ def render_overlay(ct: Volume, labels: Volume, path: str | os.PathLike, title: s
     if title:
         fig.suptitle(title, color="white")
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80, facecolor="black")
+        fig.savefig(tmp, format="png", dpi=dpi, facecolor="black")
     plt.close(fig)
     return Path(path)

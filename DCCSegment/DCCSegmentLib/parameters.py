@@ -12,7 +12,7 @@ DEVICE_LABELS = {"auto": "Auto", "cuda": "GPU", "cpu": "CPU"}
 
 @dataclass(frozen=True)
 class SegmentParameters:
-    """One Segment request. ``model`` None means the store's default model; ``organs`` None means all."""
+    """One Segment request. ``model`` None means the store's default model; ``organs`` None means all; ``statistics`` writes ``<output>.stats.json``."""
 
     input_path: Path
     output_path: Path
@@ -20,6 +20,7 @@ class SegmentParameters:
     device: str = "auto"
     organs: tuple[str, ...] | None = None
     fast: bool = False
+    statistics: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -36,6 +37,8 @@ class SegmentParameters:
             args += ["--organs", ",".join(self.organs)]
         if self.fast:
             args.append("--fast")
+        if self.statistics:
+            args.append("--statistics")
         return args + ["--progress", "json"]
 
     def with_changes(self, **changes: object) -> "SegmentParameters":

@@ -11,6 +11,7 @@ import slicer
 from .engine import EngineError
 from .install import engine_is_current, engine_source_dir
 from .parameters import DEVICE_LABELS, DEVICES
+from .results_panel import ResultsPanel
 
 SETTINGS = "DCCSegment"
 MODELS_CHANGED_KEY = f"{SETTINGS}/modelsChanged"
@@ -92,6 +93,7 @@ class SegmentPanel:
         self.stage_label.wordWrap = True
         layout.addWidget(self.stage_label)
 
+        self.results = ResultsPanel(layout, self.logic)
         log_box = ctk.ctkCollapsibleButton()
         log_box.text = "Log"
         log_box.collapsed = True
@@ -246,6 +248,7 @@ class SegmentPanel:
                 return
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in job.timings.items())
             self.stage_label.text = f"Done in {time.monotonic() - self.started:.0f} s: '{node.GetName()}'" + (f" ({timing})" if timing else "")
+            self.results.show(job.parameters.output_path, node, volume)
             return
         advice = update.advice
         self.stage_label.text = advice.text

@@ -89,7 +89,7 @@ def test_cli_segments_a_folder_of_cts(store, monkeypatch, phantom, tmp_path):
     write_image(phantom.with_array(phantom.array[::-1].copy()), folder / "b.nrrd")
     out = tmp_path / "labels"
     assert main(["segment", str(folder), str(out), "--model", "tiny-seg", "--device", "cpu", "--fast", "--format", ".nii.gz", "--progress", "none"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "b.nii.gz"]
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["a.nii.gz", "b.nii.gz"]
 
 
 @pytest.mark.parametrize("problem", ["not_an_image", "two_d", "unknown_model", "unwritable", "bad_suffix", "exists"])

@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .. import case_results
 from ..errors import DccsegError
 from ..inference import segment_volume
 from ..inference.batch import OUTPUT_SUFFIXES, Job, Rank, is_batch, plan_jobs
-from ..io import read_image, write_labelmap, write_segmentation
-from ..fileutil import full_suffix
+from ..io import read_image
 from ..organs import parse_organ_list
 from ..progress import Progress
+from ..report import write_batch_report, write_overlay
 from ..store import load_model
 
 
@@ -31,7 +32,8 @@ def register(subparsers, common) -> None:
                         "the run time, gets about 3x faster (bundled CT on 2 CPU cores: 18.9 -> 10.2 s in all), at the cost of fewer votes per voxel, "
                         "so rougher borders; `dccseg diagnose --fast` measures the Dice it costs (docs/diagnose.md). Organs in the card's refine_skip "
                         "are never refined")
-    parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES, help="output format for folder/dataset input (default .seg.nrrd)")
+    parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES + ("dicom-seg",), help="output format for folder/dataset input (default .seg.nrrd; dicom-seg = .dcm)")
+    parser.add_argument("--statistics", action="store_true", help="also write <output>.stats.json: organ volumes, HU, pieces, contrast phase, plausibility flags (folders and datasets always get them, with statistics.csv and report.md)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (otherwise an existing output is an error, or skipped in a batch)")
     parser.set_defaults(func=run)
 
@@ -40,7 +42,8 @@ def run(args, progress: Progress) -> int:
     organs = parse_organ_list(args.organs)
     rank = Rank.from_env()
     batch = is_batch(args.input)
-    jobs = rank.share(plan_jobs(args.input, args.output, args.format, args.overwrite))
+    jobs = rank.share(plan_jobs(args.input, args.output, ".dcm" if args.format == "dicom-seg" else args.format, args.overwrite))
+    case_results.check_sources_for_format([job.source for job in jobs], [job.output for job in jobs])
     if not jobs:
         progress.log(f"nothing to do: every output in {args.output} exists (pass --overwrite to redo them)")
         return 0
@@ -54,19 +57,23 @@ def run(args, progress: Progress) -> int:
         if batch:
             progress.log(f"case {index + 1}/{len(jobs)}: {job.case_id}")
         try:
-            segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0, largest_component=not args.keep_fragments)
+            segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0, largest_component=not args.keep_fragments,
+                        statistics=args.statistics or batch, overlay_folder=args.output if batch else None)
         except DccsegError as exc:
             if not batch:
                 raise
             failures.append(f"{job.case_id}: {exc}")
             progress.log(f"case {job.case_id} failed: {exc}")
+    if batch:
+        progress.log(f"report: {write_batch_report(args.output)}")
     if failures:
         raise DccsegError(f"{len(failures)} of {len(jobs)} cases failed ({failures[0]}{' ...' if len(failures) > 1 else ''}); fix or remove them and rerun (finished cases are kept)")
     return 0
 
 
-def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0, largest_component: bool = True) -> dict[str, float]:
-    """Read, segment and write one case; logs and returns the seconds of each stage."""
+def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0, largest_component: bool = True,
+                statistics: bool = False, overlay_folder=None) -> dict[str, float]:
+    """Read, segment and write one case (with its statistics, and its report overlay in a batch); logs and returns the seconds of each stage."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     progress.update("load", 0.5, f"reading {job.source.name}")
@@ -76,13 +83,17 @@ def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_l
     labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component)
     start = time.perf_counter()
     progress.update("write", 0.0, f"writing {job.output.name}")
-    if full_suffix(job.output) == ".seg.nrrd":
-        write_segmentation(labels, job.output, organs)
-    else:
-        write_labelmap(labels, job.output)
+    case_results.write_labels(labels, job.output, job.source, organs, model.card.name, model.card.version)
     timings["write"] = time.perf_counter() - start
     progress.update("write", 1.0, str(job.output))
     timings = {stage: round(timings[stage], 2) for stage in ("load", "coarse", "refine", "fuse", "write")}
     text = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items())
     progress.log(f"timing: {text} (total {sum(timings.values()):.1f} s)", timings=timings)
+    if statistics:
+        stats = case_results.analyse_case(ct, labels, organs, case=job.case_id, image_file=str(job.source), labels_file=str(job.output),
+                                          model=model.card.ref, seconds=round(sum(timings.values()), 2))
+        case_results.write_statistics(stats, case_results.statistics_path(job.output))
+        case_results.log_flags(stats, progress)
+    if overlay_folder is not None:
+        write_overlay(ct, labels, overlay_folder, job.case_id)
     return timings

@@ -16,7 +16,7 @@ from ..errors import DccsegError
 from ..fileutil import ensure_writable_dir, full_suffix, strip_suffix
 from ..io import IMAGE_SUFFIXES
 
-OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
+OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
 DATASET_FILE = "dataset.json"
 
 
