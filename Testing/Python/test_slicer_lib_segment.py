@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "DCCSegment"))
 
 from DCCSegmentLib import install  # noqa: E402
-from DCCSegmentLib.engine import Engine, EngineError, error_message, parse_json_output  # noqa: E402
+from DCCSegmentLib.engine import CallPoller, Engine, EngineCall, EngineError, error_message, parse_json_output  # noqa: E402
 from DCCSegmentLib.failures import explain_failure  # noqa: E402
-from DCCSegmentLib.models import newest, parse_model_list  # noqa: E402
+from DCCSegmentLib.models import list_models, newest, parse_model_list  # noqa: E402
 from DCCSegmentLib.organ_table import load_organ_table, map_segments, match_organ, organs_from_card  # noqa: E402
 from DCCSegmentLib.parameters import SegmentParameters  # noqa: E402
 from DCCSegmentLib.process import SubprocessRunner, pid_alive  # noqa: E402
@@ -133,6 +133,71 @@ def test_cancel_kills_the_whole_process_tree():
     assert not pid_alive(child_pid), "the grandchild that ignores SIGTERM survived the cancel"
     assert time.monotonic() - started < 10
     assert runner.poll() is not None
+
+
+# --- short engine calls in the background -----------------------------------------------------
+
+LAUNCHER = textwrap.dedent("""
+    import subprocess, sys
+    # Like Slicer's PythonSlicer (CTK AppLauncher): runs the real interpreter as a child and waits for it.
+    child = subprocess.Popen([sys.executable, *sys.argv[1:]])
+    print(child.pid, file=sys.stderr, flush=True)
+    sys.exit(child.wait())
+""")
+
+
+class FakeTimer:
+    def __init__(self) -> None:
+        self.active = False
+
+    def start(self) -> None:
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+
+def test_engine_call_returns_at_once_and_reads_multiline_json_despite_stderr_noise():
+    code = "import json, sys, time; time.sleep(1.0); print('warning: slow import', file=sys.stderr); print(json.dumps({'a': [1, 2]}, indent=2))"
+    started = time.monotonic()
+    call = EngineCall(Engine(sys.executable), [sys.executable, "-c", code]).start()
+    assert call.poll() is None and time.monotonic() - started < 0.5, "starting and polling must not wait for the engine"
+    result = call.wait()
+    assert result.returncode == 0 and result.json() == {"a": [1, 2]} and "slow import" in result.stderr
+
+
+def test_engine_call_timeout_ends_the_launcher_and_its_child():
+    engine = Engine(sys.executable)
+    call = EngineCall(engine, [sys.executable, "-c", LAUNCHER, "-c", "import time; time.sleep(60)"], timeout=1.0).start()
+    result = call.wait()
+    assert result.error is not None and "did not answer within 1 s" in result.error.message
+    with pytest.raises(EngineError):
+        result.json()
+    child_pid = int(result.stderr.split()[0])
+    deadline = time.monotonic() + 5
+    while pid_alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child_pid), "the launcher's child survived the timeout"
+    with pytest.raises(EngineError, match="did not answer"):
+        engine.run([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5)
+
+
+def test_call_poller_hands_each_result_on_and_stops_its_timer():
+    timer, answers = FakeTimer(), []
+    poller = CallPoller(timer)
+    engine = Engine(sys.executable)
+    poller.add(EngineCall(engine, [sys.executable, "-c", "print('[1]')"]), lambda r: answers.append(r.json()))
+    poller.add(EngineCall(engine, [sys.executable, "-c", "import sys; print('dccseg: error: no; do X', file=sys.stderr); sys.exit(2)"]),
+               lambda r: answers.append(r.error.message))
+    assert timer.active
+    deadline = time.monotonic() + 20
+    while timer.active and time.monotonic() < deadline:
+        poller.step()
+        time.sleep(0.02)
+    assert sorted(map(str, answers)) == ["[1]", "no; do X"] and not timer.active
+    slow = poller.add(EngineCall(engine, [sys.executable, "-c", "import time; time.sleep(60)"]), answers.append)
+    poller.cancel_all()
+    assert slow.result.error.message == "cancelled" and not timer.active and len(answers) == 2
 
 
 # --- Segment jobs on a stand-in engine --------------------------------------------------------
