@@ -298,6 +298,29 @@ def test_segment_job_cancel_is_reported_as_cancelled(tmp_path):
     assert update.advice.kind == "cancelled" and not update.succeeded
 
 
+CTK_LAUNCHER = """
+import subprocess, sys
+# Stands in for PythonSlicer (CTK AppLauncher): forwarded channels; a child killed by a signal is a CrashExit,
+# reported on stderr and turned into exit status 1.
+child = subprocess.Popen([sys.executable, "-c", "import os, signal; print('{\\"stage\\": \\"load\\", \\"fraction\\": 0}', flush=True); os.kill(os.getpid(), signal.SIGKILL)"])
+code = child.wait()
+if code < 0:
+    print("error: [/opt/Slicer/bin/python-real] exit abnormally - Report the problem.", file=sys.stderr, flush=True)
+    sys.exit(1)
+sys.exit(code)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_kill_reported_by_slicers_launcher_offers_fast_mode(tmp_path):
+    python = fake_python(tmp_path / "PythonSlicer", CTK_LAUNCHER)
+    job = SegmentJob(Engine(python, dict(os.environ)), SegmentParameters(tmp_path / "in.nrrd", tmp_path / "out.seg.nrrd"))
+    update, log, _ = run_job(job)
+    assert not update.succeeded and update.advice.kind == "out_of_memory" and update.advice.retry == {"fast": True}
+    assert "killed" in update.advice.text and any("exit abnormally" in line for line in log)
+    assert explain_failure("error: something else", 1).kind == "other", "an ordinary exit status 1 is no kill"
+
+
 def test_segment_parameters_validate_device_and_organs(tmp_path):
     with pytest.raises(ValueError):
         SegmentParameters(tmp_path / "a", tmp_path / "b", device="gpu")
