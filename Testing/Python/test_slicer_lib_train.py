@@ -211,6 +211,15 @@ def test_case_rows_combine_dataset_json_and_the_validation_report(tmp_path):
         ("b", "delayed", "", "label grid differs from the image grid; re-export the label"),
         ("c", "unknown", "", "ok (no label)")]
     assert [r.status for r in case_rows(tmp_path, None)] == ["not checked"] * 3
+    after_add = case_rows(tmp_path, report, checked_ids={"a", "b"})
+    assert [r.status for r in after_add][1:] == ["label grid differs from the image grid; re-export the label", "not checked"], \
+        "a case added after the last check is not reported as ok"
+
+
+def test_a_broken_dataset_json_is_a_message_not_a_traceback(tmp_path):
+    (tmp_path / "dataset.json").write_text('{"cases": [', encoding="utf-8")
+    with pytest.raises(ValueError, match="dataset.json is not valid JSON .*; fix it or choose another dataset folder"):
+        case_rows(tmp_path, None)
 
 
 def test_add_case_never_overwrites_without_replace(tmp_path):
