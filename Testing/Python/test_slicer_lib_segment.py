@@ -140,8 +140,8 @@ def test_cancel_kills_the_whole_process_tree():
 LAUNCHER = textwrap.dedent("""
     import subprocess, sys
     # Like Slicer's PythonSlicer (CTK AppLauncher): runs the real interpreter as a child and waits for it.
-    child = subprocess.Popen([sys.executable, *sys.argv[1:]])
-    print(child.pid, file=sys.stderr, flush=True)
+    child = subprocess.Popen([sys.executable, *sys.argv[2:]])
+    open(sys.argv[1], "w").write(str(child.pid))
     sys.exit(child.wait())
 """)
 
@@ -166,14 +166,19 @@ def test_engine_call_returns_at_once_and_reads_multiline_json_despite_stderr_noi
     assert result.returncode == 0 and result.json() == {"a": [1, 2]} and "slow import" in result.stderr
 
 
-def test_engine_call_timeout_ends_the_launcher_and_its_child():
+def test_engine_call_timeout_ends_the_launcher_and_its_child(tmp_path):
     engine = Engine(sys.executable)
-    call = EngineCall(engine, [sys.executable, "-c", LAUNCHER, "-c", "import time; time.sleep(60)"], timeout=1.0).start()
+    pid_file = tmp_path / "child.pid"
+    call = EngineCall(engine, [sys.executable, "-c", LAUNCHER, pid_file, "-c", "import time; time.sleep(60)"], timeout=1.0).start()
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # not polling: the timeout is only acted on by poll(), once the child surely runs
+    child_pid = int(pid_file.read_text())
+    time.sleep(1.0)  # the 1 s timeout, counted from start(), has now passed
     result = call.wait()
     assert result.error is not None and "did not answer within 1 s" in result.error.message
     with pytest.raises(EngineError):
         result.json()
-    child_pid = int(result.stderr.split()[0])
     deadline = time.monotonic() + 5
     while pid_alive(child_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
