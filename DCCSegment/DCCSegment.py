@@ -76,10 +76,14 @@ class DCCSegmentLogic(ScriptedLoadableModuleLogic):
     def start(self, volume_node, model=None, device="auto", organs=None, fast=False):
         """Write the volume to a work folder and start ``dccseg segment`` on it; returns the running job."""
         from DCCSegmentLib.parameters import SegmentParameters
-        from DCCSegmentLib.slicer_io import new_work_dir, write_volume
+        from DCCSegmentLib.slicer_io import new_work_dir, remove_work_dir, write_volume
 
         work = new_work_dir()
-        write_volume(volume_node, work / "input.nrrd")
+        try:
+            write_volume(volume_node, work / "input.nrrd")
+        except RuntimeError:
+            remove_work_dir(work)
+            raise
         parameters = SegmentParameters(work / "input.nrrd", work / "organs.seg.nrrd", model, device, tuple(organs) if organs is not None else None, fast, statistics=True)
         return self.restart(parameters)
 
@@ -92,9 +96,19 @@ class DCCSegmentLogic(ScriptedLoadableModuleLogic):
         return job
 
     def load_result(self, job, volume_node):
+        """Load the job's segmentation as a node of ``volume_node``, then delete the job's work folder."""
         from DCCSegmentLib.slicer_io import load_result
 
-        return load_result(job.parameters.output_path, volume_node)
+        try:
+            return load_result(job.parameters.output_path, volume_node)
+        finally:
+            self.discard(job)
+
+    def discard(self, job):
+        """Delete the job's work folder (the CT copy and the engine's output); a retry needs a new ``start``."""
+        from DCCSegmentLib.slicer_io import remove_work_dir
+
+        remove_work_dir(job.parameters.input_path.parent)
 
     def segment(self, volume_node, model=None, device="auto", organs=None, fast=False, timeout_s=1800.0):
         """Segment and wait (scripts and tests); raise RuntimeError with the engine's advice on failure."""
@@ -106,10 +120,12 @@ class DCCSegmentLogic(ScriptedLoadableModuleLogic):
                 break
             if time.monotonic() > deadline:
                 job.cancel()
+                self.discard(job)
                 raise RuntimeError(f"segmentation took longer than {timeout_s:.0f} s")
             slicer.app.processEvents()
             time.sleep(0.1)
         if not update.succeeded:
+            self.discard(job)
             raise RuntimeError(update.advice.text)
         return self.load_result(job, volume_node)
 
@@ -123,12 +139,19 @@ class DCCSegmentTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_segment_phantom()
+        self.setUp()
+        self.test_result_follows_the_volume_transform()
 
     def test_segment_phantom(self):
         logic = DCCSegmentLogic()
         self.assertTrue(logic.ensure_ready(ask=False), "the engine could not be installed")
         volume = load_phantom(logic.engine(), seed=0)[0]
+        work_dirs = work_folders()
         segmentation = logic.segment(volume, device="cpu")
+        self.assertEqual(work_folders(), work_dirs, "the job's work folder (a CT copy) must be deleted")
+        self.assertIsNone(segmentation.GetStorageNode(), "a storage node would make Save write into the deleted work folder")
+        segmentation.AddDefaultStorageNode()
+        self.assertFalse(segmentation.GetStorageNode().GetFileName(), "Save must use the folder the user chooses")
 
         names = {o.name for o in logic.organ_table()}
         segment_names = [segmentation.GetSegmentation().GetNthSegment(i).GetName() for i in range(segmentation.GetSegmentation().GetNumberOfSegments())]
@@ -145,6 +168,43 @@ class DCCSegmentTest(ScriptedLoadableModuleTest):
         sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
         self.assertEqual(sh.GetItemParent(sh.GetItemByDataNode(segmentation)), sh.GetItemParent(sh.GetItemByDataNode(volume)))
         self.delayDisplay("DCCSegment self-test passed")
+
+    def test_result_follows_the_volume_transform(self):
+        """The engine's file holds the CT's local grid: under a parent transform the result must move with the CT."""
+        import shutil
+
+        import numpy as np
+        import vtk
+        from DCCSegmentLib.slicer_io import load_result, new_work_dir, remove_work_dir
+
+        logic = DCCSegmentLogic()
+        self.assertTrue(logic.ensure_ready(ask=False), "the engine could not be installed")
+        plain, reference = load_phantom(logic.engine(), seed=1)
+        moved = slicer.util.loadVolume(plain.GetStorageNode().GetFileName())
+        transform = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+        matrix = vtk.vtkMatrix4x4()
+        matrix.SetElement(0, 3, 40.0)
+        matrix.SetElement(2, 3, -30.0)
+        transform.SetMatrixTransformToParent(matrix)
+        moved.SetAndObserveTransformNodeID(transform.GetID())
+        work = new_work_dir()
+        results = []
+        for volume, name in ((plain, "plain"), (moved, "moved")):
+            shutil.copy(reference, work / f"{name}.seg.nrrd")
+            results.append(load_result(work / f"{name}.seg.nrrd", volume))
+        remove_work_dir(work)
+        self.assertEqual(results[1].GetTransformNodeID(), transform.GetID())
+        masks = [slicer.util.arrayFromSegmentBinaryLabelmap(r, r.GetSegmentation().GetNthSegmentID(0), v) for r, v in zip(results, (plain, moved))]
+        self.assertGreater(int(masks[0].sum()), 0)
+        self.assertTrue(np.array_equal(masks[0], masks[1]), "the segmentation of the transformed CT is misplaced")
+        self.delayDisplay("DCCSegment transform self-test passed")
+
+
+def work_folders() -> set:
+    """The job work folders now in Slicer's temporary directory."""
+    from DCCSegmentLib.slicer_io import WORK_KEY
+
+    return set(Path(slicer.app.temporaryPath).glob(f"{WORK_KEY}*"))
 
 
 PHANTOM_CODE = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -69,15 +70,25 @@ class DCCTrainLogic(ScriptedLoadableModuleLogic):
 
     def export_case(self, volume_node, segmentation_node, matches):
         """Write the volume and an organ-id labelmap of the matched segments; returns (image, label) paths."""
-        from DCCSegmentLib.slicer_io import new_work_dir, write_organ_labelmap, write_volume
+        from DCCSegmentLib.slicer_io import new_work_dir, remove_work_dir, write_organ_labelmap, write_volume
 
         if not any(m.label is not None for m in matches):
             raise ValueError("none of the segments is an organ of the organ table; name them like 'liver' or 'right kidney'")
         work = new_work_dir()
         image, label = work / "image.nrrd", work / "label.nrrd"
-        write_volume(volume_node, image)
-        write_organ_labelmap(segmentation_node, volume_node, matches, label)
+        try:
+            write_volume(volume_node, image)
+            write_organ_labelmap(segmentation_node, volume_node, matches, label)
+        except RuntimeError:
+            remove_work_dir(work)
+            raise
         return image, label
+
+    def discard_export(self, image):
+        """Delete the folder ``export_case`` wrote (the engine has copied what it needed into the dataset)."""
+        from DCCSegmentLib.slicer_io import remove_work_dir
+
+        remove_work_dir(image.parent)
 
     def guess_phase(self, image, label):
         from DCCTrainLib.dataset_client import guess_phase
@@ -141,6 +152,8 @@ class DCCTrainTest(ScriptedLoadableModuleTest):
             logic.add_case(case)
         with self.assertRaises(CaseExists):
             logic.add_case(case)
+        logic.discard_export(case.image)
+        self.assertFalse(case.image.parent.exists())
         record = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))
         self.assertEqual(sorted(c["id"] for c in record["cases"]), ["phantom0", "phantom1", "phantom2"])
         self.assertTrue(all(r.status.startswith("ok") for r in logic.case_rows(dataset)))
@@ -155,4 +168,29 @@ class DCCTrainTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(status, f"no status.json; see {run.log_path}")
         self.assertEqual(status.state, "finished", f"{status.line()}; see {run.log_path}")
         self.assertGreaterEqual(len(MetricsReader(run.run_dir).read_new()), 1)
+        self.check_stop_reaches_the_trainer(logic, dataset)
         self.delayDisplay("DCCTrain self-test passed")
+
+    def check_stop_reaches_the_trainer(self, logic, dataset):
+        """Through PythonSlicer (a launcher) Stop must stop the trainer itself, and Resume wait for it."""
+        from DCCTrainLib.run_state import read_status
+        from DCCTrainLib.train_parameters import TrainParameters
+
+        run, proc = logic.start_training(TrainParameters(dataset, stage="coarse", epochs=50, device="cpu", config="tiny"))
+        deadline = time.monotonic() + 300
+        while run.engine_pid() is None and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.5)
+        self.assertIsNotNone(run.engine_pid(), f"the trainer wrote no pid; see {run.log_path}")
+        self.assertTrue(run.is_alive())
+        with self.assertRaises(RuntimeError):
+            logic.resume_training(run)
+        logic.stop_training(run)
+        deadline = time.monotonic() + 600
+        while run.is_alive() and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(1.0)
+        self.assertFalse(run.is_alive(), f"the trainer did not stop; see {run.log_path}")
+        self.assertEqual(read_status(run.run_dir).state, "stopped")
+        if os.name != "nt":
+            self.assertEqual(proc.wait(timeout=10), 130, "the launcher must exit with the stopped trainer's status, not die of SIGTERM")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import Engine
+from .engine import Engine, EngineCall
 
 DEFAULT_MODEL_NAME = "dccseg-abdomen"
 _MEAN_DICE_KEYS = ("dice_mean", "val_dice_mean", "mean_dice")
@@ -57,9 +57,17 @@ def newest(models: list[ModelInfo], name: str = DEFAULT_MODEL_NAME) -> ModelInfo
     return max(candidates, key=lambda m: (_version_key(m.version), not m.builtin), default=None)
 
 
+LIST_TIMEOUT_S = 120.0
+
+
+def models_call(engine: Engine) -> EngineCall:
+    """The background ``models list`` call; ``parse_model_list(result.json())`` reads its answer."""
+    return EngineCall(engine, engine.command("models", "list", "--json"), timeout=LIST_TIMEOUT_S)
+
+
 def list_models(engine: Engine) -> list[ModelInfo]:
-    """Ask the engine for every model version in the user and built-in stores."""
-    return parse_model_list(engine.run_json("models", "list", "--json", timeout=120))
+    """Ask the engine for every model version in the user and built-in stores (blocking: scripts and tests)."""
+    return parse_model_list(models_call(engine).start().wait().json())
 
 
 def _model_from_entry(entry: dict) -> ModelInfo:

@@ -54,10 +54,15 @@ def signal_group(pid: int, sig: int) -> bool:
         return False
 
 
+def _no_window() -> dict:
+    """Popen keyword arguments that keep Windows from flashing a console window for a helper command."""
+    return {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)} if IS_WINDOWS else {}
+
+
 def kill_tree(pid: int) -> None:
     """Forcefully end ``pid`` and every process it started."""
     if IS_WINDOWS:
-        subprocess.run(["taskkill", "/PID", str(pid), "/T", "/F"], capture_output=True, check=False)
+        subprocess.run(["taskkill", "/PID", str(pid), "/T", "/F"], capture_output=True, check=False, **_no_window())
     else:
         signal_group(pid, signal.SIGKILL)
 
@@ -65,7 +70,7 @@ def kill_tree(pid: int) -> None:
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id runs (a zombie counts as ended)."""
     if IS_WINDOWS:
-        out = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True, encoding="utf-8", check=False).stdout
+        out = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True, encoding="utf-8", check=False, **_no_window()).stdout
         return str(pid) in out
     try:
         os.kill(pid, 0)

@@ -48,14 +48,24 @@ class ResultsPanel:
         self.export_button.connect("clicked()", self._export_dicom_seg)
         form.addWidget(self.export_button)
 
-    def show(self, output_path: Path, segmentation_node, volume_node) -> None:
-        """Fill the section from the engine's ``.stats.json`` next to ``output_path``."""
-        self.segmentation, self.volume = segmentation_node, volume_node
+    @staticmethod
+    def read(output_path: Path):
+        """The engine's ``.stats.json`` next to ``output_path``, or the line to show when there is none.
+
+        Read it before the result is loaded: loading deletes the job's work folder.
+        """
         try:
-            self.results = load_case_results(statistics_path(output_path))
+            return load_case_results(statistics_path(output_path))
         except (OSError, ValueError, KeyError) as exc:
-            self.summary.text = f"No statistics for this result ({exc})."
+            return f"No statistics for this result ({exc})."
+
+    def show(self, results, segmentation_node, volume_node) -> None:
+        """Fill the section from what ``read`` returned."""
+        self.segmentation, self.volume = segmentation_node, volume_node
+        if isinstance(results, str):
+            self.summary.text = results
             return
+        self.results = results
         self.table.setRowCount(len(self.results.rows))
         for row, organ in enumerate(self.results.rows):
             core = "-" if organ.hu_core_median is None else f"{organ.hu_core_median:.0f}"

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .engine import Engine
-from .failures import FailureAdvice, explain_failure
+from .failures import FailureAdvice, explain_failure, launcher_reported_kill
 from .parameters import SegmentParameters
 from .process import ProcessRunner, SubprocessRunner
 from .progress import StagedProgress, parse_progress_line
@@ -66,7 +66,8 @@ class SegmentJob:
             message = self.error_message or self._last_error_line()
             if exit_code == 0 and not self._cancelled:
                 message = message or f"the engine ended without writing {self.parameters.output_path}"
-            update.advice = explain_failure(message, exit_code, cancelled=self._cancelled)
+            killed = launcher_reported_kill(self.log_tail)
+            update.advice = explain_failure("" if killed else message, exit_code, cancelled=self._cancelled, killed=killed)
         return update
 
     def _fold(self, line: str, update: JobUpdate) -> None:

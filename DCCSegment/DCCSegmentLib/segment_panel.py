@@ -8,7 +8,7 @@ import ctk
 import qt
 import slicer
 
-from .engine import EngineError
+from .engine import CallPoller, EngineError
 from .install import engine_is_current, engine_source_dir
 from .parameters import DEVICE_LABELS, DEVICES
 from .results_panel import ResultsPanel
@@ -31,6 +31,10 @@ class SegmentPanel:
         self.timer = qt.QTimer()
         self.timer.setInterval(TICK_MS)
         self.timer.connect("timeout()", self._tick)
+        self.call_timer = qt.QTimer()
+        self.call_timer.setInterval(TICK_MS)
+        self.calls = CallPoller(self.call_timer)
+        self.call_timer.connect("timeout()", self.calls.step)
         self._build(layout)
         self._load_settings()
 
@@ -53,11 +57,11 @@ class SegmentPanel:
         model_row = qt.QHBoxLayout()
         self.model_combo = qt.QComboBox()
         self.model_combo.connect("currentIndexChanged(int)", self._on_model_changed)
-        refresh = qt.QPushButton("Refresh")
-        refresh.setToolTip("List the model store again (e.g. after a training run finished).")
-        refresh.connect("clicked()", self.refresh_models)
+        self.refresh_button = qt.QPushButton("Refresh")
+        self.refresh_button.setToolTip("List the model store again (e.g. after a training run finished).")
+        self.refresh_button.connect("clicked()", self.refresh_models)
         model_row.addWidget(self.model_combo, 1)
-        model_row.addWidget(refresh)
+        model_row.addWidget(self.refresh_button)
         form.addRow("Model:", model_row)
         self.model_summary = qt.QLabel("")
         self.model_summary.wordWrap = True
@@ -123,21 +127,38 @@ class SegmentPanel:
         """Refresh the models the first time, and whenever DCC Train registered a new version."""
         settings = qt.QSettings()
         changed = str(settings.value(MODELS_CHANGED_KEY, "false")).lower() == "true"
-        if (not self.models or changed) and self._engine_installed():
+        installed = self._engine_installed()
+        if (not self.models or changed) and installed:
             settings.setValue(MODELS_CHANGED_KEY, "false")
             self.refresh_models()
-        elif not self._engine_installed():
-            self.stage_label.text = "Click Segment to install the segmentation engine (asked once)."
+        elif not installed:
+            self.stage_label.text = "Click Segment to install the segmentation engine."
 
     def refresh_models(self) -> None:
-        previous = self.model_combo.currentData
+        """List the model store in the background; the selector fills when the engine answers."""
+        from .models import models_call
+
+        if not self.refresh_button.enabled:
+            return
+        self.refresh_button.enabled = False
+        self.model_summary.text = "Listing the models..."
         try:
-            with slicer.util.WaitCursor():
-                self.models = self.logic.models()
-        except (EngineError, OSError) as exc:
+            self.calls.add(models_call(self.logic.engine()), self._on_models_listed)
+        except OSError as exc:
+            self.refresh_button.enabled = True
+            self.model_summary.text = f"Could not list the models: {exc}"
+
+    def _on_models_listed(self, result) -> None:
+        from .models import parse_model_list
+
+        self.refresh_button.enabled = True
+        try:
+            self.models = parse_model_list(result.json())
+        except (EngineError, ValueError) as exc:
             self._append_log(f"Could not list the models: {exc}")
             self.model_summary.text = f"Could not list the models: {exc}"
             return
+        previous = self.model_combo.currentData
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         self.model_combo.addItem("Default (newest dccseg-abdomen)", "")
@@ -198,7 +219,7 @@ class SegmentPanel:
         if volume is None:
             slicer.util.warningDisplay("Select a CT volume first.")
             return
-        if not self.logic.ensure_ready():
+        if not self._ensure_ready():
             self.stage_label.text = "The segmentation engine is not installed; click Segment to try again."
             return
         if not self.models:
@@ -214,6 +235,14 @@ class SegmentPanel:
             slicer.util.errorDisplay(f"Could not start the segmentation: {exc}")
             return
         self._run(job, volume)
+
+    def _ensure_ready(self) -> bool:
+        """Install on first use with the Segment button disabled (pip processes events: a second click must not land)."""
+        self.segment_button.enabled = False
+        try:
+            return self.logic.ensure_ready()
+        finally:
+            self.segment_button.enabled = True
 
     def _run(self, job, volume) -> None:
         self.job, self.volume, self.started = job, volume, time.monotonic()
@@ -242,26 +271,28 @@ class SegmentPanel:
         self.progress.hide()
         if update.succeeded:
             try:
-                node = self.logic.load_result(job, volume)
+                statistics = self.results.read(job.parameters.output_path)
+                node = self.logic.load_result(job, volume)  # also deletes the job's work folder
             except RuntimeError as exc:
                 slicer.util.errorDisplay(str(exc))
                 return
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in job.timings.items())
             self.stage_label.text = f"Done in {time.monotonic() - self.started:.0f} s: '{node.GetName()}'" + (f" ({timing})" if timing else "")
-            self.results.show(job.parameters.output_path, node, volume)
+            self.results.show(statistics, node, volume)
             return
         advice = update.advice
         self.stage_label.text = advice.text
         self._append_log(advice.text)
-        if advice.kind == "cancelled":
-            return
-        if advice.retry and slicer.util.confirmOkCancelDisplay(advice.text + "\n\nTry again with these settings?", windowTitle="DCC Segment"):
+        if advice.kind != "cancelled" and advice.retry and slicer.util.confirmOkCancelDisplay(
+                advice.text + "\n\nTry again with these settings?", windowTitle="DCC Segment"):
             if "device" in advice.retry:
                 self.device_combo.setCurrentIndex(self.device_combo.findData(advice.retry["device"]))
             if advice.retry.get("fast"):
                 self.fast_check.checked = True
-            self._run(self.logic.restart(job.parameters.with_changes(**advice.retry)), volume)
-        elif not advice.retry:
+            self._run(self.logic.restart(job.parameters.with_changes(**advice.retry)), volume)  # reuses the written CT
+            return
+        self.logic.discard(job)
+        if advice.kind != "cancelled" and not advice.retry:
             slicer.util.errorDisplay(advice.text, windowTitle="DCC Segment")
 
     def _append_log(self, line: str) -> None:
@@ -269,6 +300,8 @@ class SegmentPanel:
 
     def cleanup(self) -> None:
         self.timer.stop()
+        self.calls.cancel_all()
         if self.job is not None:
             self.job.cancel()
+            self.logic.discard(self.job)
             self.job = None

@@ -22,13 +22,29 @@ def slicer_engine() -> Engine:
     return Engine(python=python, env=slicer.util.startupEnvironment())
 
 
+WORK_KEY = "DCCSegment"
+
+
 def new_work_dir() -> Path:
-    """A fresh folder in Slicer's temporary directory for one job's files."""
-    return Path(slicer.util.tempDirectory(key="DCCSegment"))
+    """A fresh folder in Slicer's temporary directory for one job's files; ``remove_work_dir`` deletes it."""
+    return Path(slicer.util.tempDirectory(key=WORK_KEY))
+
+
+def remove_work_dir(path: Path) -> None:
+    """Delete a folder that ``new_work_dir`` made (Slicer never cleans its temporary directory); refuse any other."""
+    path = Path(path).resolve()
+    if path.parent == Path(slicer.app.temporaryPath).resolve() and path.name.startswith(WORK_KEY) and path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_volume(volume_node, path: Path) -> None:
-    """Write a volume to ``path`` through a standalone storage node (the node's own storage is left alone)."""
+    """Write a volume to ``path`` through a standalone storage node (the node's own storage is left alone).
+
+    The file holds the volume's local geometry (its parent transform is not applied).
+    """
+    image = volume_node.GetImageData()
+    if image is None or image.GetNumberOfPoints() == 0 or image.GetPointData().GetScalars() is None:
+        raise RuntimeError(f"{volume_node.GetName()} has no image data to write; load the volume again")
     storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
     storage.SetFileName(str(path))
     storage.SetUseCompression(False)
@@ -37,10 +53,19 @@ def write_volume(volume_node, path: Path) -> None:
 
 
 def load_result(path: Path, volume_node):
-    """Load an engine ``.seg.nrrd`` as a new segmentation of ``volume_node``: named, placed, shown in 3D."""
+    """Load an engine ``.seg.nrrd`` as a new segmentation of ``volume_node``: named, placed, shown in 3D.
+
+    The segmentation keeps no storage node pointing into the work folder (Save would write the user's corrections
+    there), and it observes the volume's parent transform (the file holds the volume's local geometry).
+    """
     segmentation_node = slicer.util.loadSegmentation(str(path))
     if segmentation_node is None:
         raise RuntimeError(f"Slicer could not load the segmentation {path}")
+    storage = segmentation_node.GetStorageNode()
+    if storage is not None:
+        segmentation_node.SetAndObserveStorageNodeID(None)
+        slicer.mrmlScene.RemoveNode(storage)
+    segmentation_node.SetAndObserveTransformNodeID(volume_node.GetTransformNodeID())
     segmentation_node.SetName(slicer.mrmlScene.GenerateUniqueName(f"{volume_node.GetName()} organs"))
     segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
     place_next_to(segmentation_node, volume_node)

@@ -3,6 +3,10 @@
 A run survives closing the module and Slicer itself: it starts in a new session (POSIX) or a new,
 detached process group (Windows), with its output going to ``train.log``. ``launch.json`` records
 the pid and the parameters, so that a later Slicer session finds, follows, stops or resumes it.
+
+In Slicer the recorded pid is that of ``PythonSlicer``, a launcher that runs the real interpreter as its
+child and dies at once on SIGTERM. The trainer writes its own pid into ``status.json``: liveness, Stop
+and the Resume guard follow that pid while the run says it is running.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from DCCSegmentLib.engine import Engine
 from DCCSegmentLib.process import IS_WINDOWS, kill_tree, pid_alive, signal_group
 
+from .run_state import ACTIVE_STATES, read_status
 from .train_parameters import TrainParameters
 
 RUNS_FOLDER = "runs"
@@ -39,8 +44,15 @@ class RunRecord:
     def log_path(self) -> Path:
         return self.run_dir / LOG_FILE
 
+    def engine_pid(self) -> int | None:
+        """The trainer's own pid from ``status.json`` while the run says it is running (None before it wrote one)."""
+        status = read_status(self.run_dir)
+        return status.pid if status is not None and status.state in ACTIVE_STATES and status.pid else None
+
     def is_alive(self) -> bool:
-        return pid_alive(self.pid)
+        """The launched process or the trainer it started still runs."""
+        engine = self.engine_pid()
+        return pid_alive(self.pid) or (engine is not None and pid_alive(engine))
 
     def save(self) -> None:
         record = {"pid": self.pid, "parameters": self.parameters.to_dict(), "started": self.started, "resumed": self.resumed}
@@ -52,6 +64,11 @@ class RunRecord:
     def load(cls, run_dir: Path) -> "RunRecord":
         data = json.loads((run_dir / LAUNCH_FILE).read_text(encoding="utf-8"))
         return cls(run_dir, int(data["pid"]), TrainParameters.from_dict(data["parameters"]), str(data["started"]), int(data.get("resumed", 0)))
+
+
+def absolute_path(path: str | os.PathLike) -> Path:
+    """``path`` with ``~`` expanded, made absolute against the current folder (the trainer runs elsewhere)."""
+    return Path(os.path.abspath(os.path.expanduser(str(path))))
 
 
 def new_run_dir(dataset: Path) -> Path:
@@ -87,7 +104,12 @@ def _detached_options() -> dict:
 
 
 def launch(engine: Engine, parameters: TrainParameters, run_dir: Path, resume: bool = False) -> tuple[RunRecord, subprocess.Popen]:
-    """Start ``dccseg train`` detached, logging to ``run_dir/train.log``; returns the record and the process."""
+    """Start ``dccseg train`` detached, logging to ``run_dir/train.log``; returns the record and the process.
+
+    Paths are made absolute first: the process starts inside ``run_dir``.
+    """
+    run_dir = absolute_path(run_dir)
+    parameters = replace(parameters, dataset=absolute_path(parameters.dataset))
     previous = RunRecord.load(run_dir) if resume and (run_dir / LAUNCH_FILE).is_file() else None
     if previous is not None and previous.is_alive():
         raise RuntimeError(f"the run in {run_dir} is still going (pid {previous.pid}); stop it before resuming")
@@ -102,15 +124,20 @@ def launch(engine: Engine, parameters: TrainParameters, run_dir: Path, resume: b
 
 
 def stop(record: RunRecord, grace_seconds: float = 0.0) -> None:
-    """Ask the run to stop (SIGTERM to its process group; the engine saves and marks it "stopped").
+    """Ask the run to stop; the trainer saves and marks it "stopped".
 
-    With ``grace_seconds`` > 0, whatever still runs after that long is killed.
+    POSIX: SIGTERM to the trainer's own pid, so that the launcher above it lives on and exits with the trainer;
+    before the trainer has written its pid, to the whole process group. With ``grace_seconds`` > 0, whatever
+    still runs after that long is killed.
     """
+    engine = record.engine_pid()
     if IS_WINDOWS:
         try:
             os.kill(record.pid, signal.CTRL_BREAK_EVENT)
         except OSError:
             kill_tree(record.pid)
+    elif engine is not None and pid_alive(engine):
+        os.kill(engine, signal.SIGTERM)
     else:
         signal_group(record.pid, signal.SIGTERM)
     if grace_seconds > 0:
@@ -118,5 +145,6 @@ def stop(record: RunRecord, grace_seconds: float = 0.0) -> None:
         while record.is_alive() and time.monotonic() < deadline:
             time.sleep(0.1)
         if record.is_alive():
-            kill_tree(record.pid)
-
+            kill_tree(record.pid)  # POSIX: the process group, which still holds the trainer when the launcher is gone
+            if IS_WINDOWS and engine is not None:
+                kill_tree(engine)

@@ -8,16 +8,16 @@ import ctk
 import qt
 import slicer
 
-from DCCSegmentLib.engine import EngineError
+from DCCSegmentLib.engine import CallPoller, EngineError
 
-from .dataset_client import CaseExists, NewCase, suggest_case_id
+from .case_adder import PHASES, CaseAdder
+from .dataset_client import NewCase, case_ids, case_rows, suggest_case_id, validate_call
 from .run_state import MetricsReader, read_status, series
-from .runs import list_runs
+from .runs import absolute_path, list_runs
 from .train_parameters import CONFIGS, DEVICES, LOSSES, STAGES, TrainParameters
 
 SETTINGS = "DCCTrain"
 MODELS_CHANGED_KEY = "DCCSegment/modelsChanged"
-PHASES = ("non-contrast", "arterial", "portal-venous", "delayed", "unknown")
 GUESS = "guess from the image"
 POLL_MS = 2000
 COLUMNS = ("id", "phase", "reviewer", "added", "status")
@@ -30,13 +30,20 @@ class TrainPanel:
         self.process = None
         self.metrics = None
         self.plot = None
+        self.dataset = None
+        self.report = None
+        self.report_ids = None
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_MS)
         self.timer.connect("timeout()", self._poll)
+        self.call_timer = qt.QTimer()
+        self.call_timer.setInterval(200)
+        self.calls = CallPoller(self.call_timer)
+        self.call_timer.connect("timeout()", self.calls.step)
         self._build(layout)
-        dataset = qt.QSettings().value(f"{SETTINGS}/dataset", "")
-        if dataset:
-            self.dataset_path.currentPath = dataset
+        self.scene_observer = slicer.mrmlScene.AddObserver(slicer.mrmlScene.EndCloseEvent, self._on_scene_closed)
+        self.dataset_path.text = qt.QSettings().value(f"{SETTINGS}/dataset", "")
+        self._on_dataset_edited()
 
     # --- layout ---------------------------------------------------------------------------
     def _build(self, layout) -> None:
@@ -44,20 +51,28 @@ class TrainPanel:
         data_box.text = "Dataset"
         layout.addWidget(data_box)
         data_form = qt.QFormLayout(data_box)
-        self.dataset_path = ctk.ctkPathLineEdit()
-        self.dataset_path.filters = ctk.ctkPathLineEdit.Dirs
-        self.dataset_path.setToolTip("A dataset folder, or a new/empty folder to start one.")
-        self.dataset_path.connect("currentPathChanged(QString)", self._on_dataset_changed)
-        data_form.addRow("Folder:", self.dataset_path)
+        # A plain line edit: it reports a finished edit, where ctkPathLineEdit reports every keystroke.
+        self.dataset_path = qt.QLineEdit()
+        self.dataset_path.setToolTip("A dataset folder, or a new/empty folder to start one (Enter to apply).")
+        self.dataset_path.connect("editingFinished()", self._on_dataset_edited)
+        browse = qt.QPushButton("Browse...")
+        browse.connect("clicked()", self._on_browse)
+        path_row = qt.QHBoxLayout()
+        path_row.addWidget(self.dataset_path, 1)
+        path_row.addWidget(browse)
+        data_form.addRow("Folder:", path_row)
+        self.dataset_status = qt.QLabel("")
+        self.dataset_status.wordWrap = True
+        data_form.addRow(self.dataset_status)
         self.case_table = qt.QTableWidget(0, len(COLUMNS))
         self.case_table.setHorizontalHeaderLabels(list(COLUMNS))
         self.case_table.horizontalHeader().setStretchLastSection(True)
         self.case_table.setEditTriggers(qt.QAbstractItemView.NoEditTriggers)
         self.case_table.setMinimumHeight(140)
         data_form.addRow(self.case_table)
-        check = qt.QPushButton("Check dataset")
-        check.connect("clicked()", self.refresh_cases)
-        data_form.addRow(check)
+        self.check_button = qt.QPushButton("Check dataset")
+        self.check_button.connect("clicked()", self.refresh_cases)
+        data_form.addRow(self.check_button)
 
         add_box = ctk.ctkCollapsibleButton()
         add_box.text = "Add current case"
@@ -77,9 +92,9 @@ class TrainPanel:
         add_form.addRow("Reviewer:", self.reviewer)
         self.notes = qt.QLineEdit()
         add_form.addRow("Notes:", self.notes)
-        add_button = qt.QPushButton("Add current case")
-        add_button.connect("clicked()", self._on_add_case)
-        add_form.addRow(add_button)
+        self.add_button = qt.QPushButton("Add current case")
+        self.add_button.connect("clicked()", self._on_add_case)
+        add_form.addRow(self.add_button)
 
         train_box = ctk.ctkCollapsibleButton()
         train_box.text = "Training"
@@ -109,7 +124,10 @@ class TrainPanel:
         self.resume_button.connect("clicked()", self._on_resume)
         log_button = qt.QPushButton("Open log")
         log_button.connect("clicked()", self._on_open_log)
-        for button in (self.train_button, self.stop_button, self.resume_button, log_button):
+        plot_button = qt.QPushButton("Show curves")
+        plot_button.setToolTip("Show the training loss and validation Dice in the plot view.")
+        plot_button.connect("clicked()", self._show_plot)
+        for button in (self.train_button, self.stop_button, self.resume_button, log_button, plot_button):
             buttons.addWidget(button)
         train_form.addRow(buttons)
         self.progress = qt.QProgressBar()
@@ -138,36 +156,80 @@ class TrainPanel:
         return combo
 
     def _dataset(self) -> Path | None:
-        text = self.dataset_path.currentPath.strip()
-        return Path(text) if text else None
+        text = self.dataset_path.text.strip()
+        return absolute_path(text) if text else None
 
     # --- dataset and cases ---------------------------------------------------------------
-    def _on_dataset_changed(self, path: str) -> None:
-        qt.QSettings().setValue(f"{SETTINGS}/dataset", path)
-        self._fill_table(None)
-        runs = list_runs(Path(path)) if path else []
+    def _on_browse(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), "Dataset folder", self.dataset_path.text)
+        if folder:
+            self.dataset_path.text = folder
+            self._on_dataset_edited()
+
+    def _on_dataset_edited(self) -> None:
+        """A finished edit or a browse: remember the folder, show its cases, follow its newest run (plot on request)."""
+        dataset = self._dataset()
+        if dataset == self.dataset:
+            return
+        self.dataset, self.report, self.report_ids = dataset, None, None
+        qt.QSettings().setValue(f"{SETTINGS}/dataset", str(dataset) if dataset else "")
+        self._fill_table()
+        runs = list_runs(dataset) if dataset else []
         self._follow(runs[0] if runs else None)
 
     def _on_volume_changed(self, node) -> None:
         if node is not None:
             self.case_id.text = suggest_case_id(node.GetName())
 
+    def _ensure_ready(self) -> bool:
+        """Install on first use with the action buttons disabled (pip processes events: a second click must not land)."""
+        buttons = (self.check_button, self.add_button, self.train_button, self.resume_button)
+        enabled = [b.enabled for b in buttons]
+        for button in buttons:
+            button.enabled = False
+        try:
+            return self.logic.ensure_ready()
+        finally:
+            for button, state in zip(buttons, enabled):
+                button.enabled = state
+
     def refresh_cases(self) -> None:
+        """Validate the dataset in the background (it reads every image); the table updates when it is done."""
         dataset = self._dataset()
-        if dataset is None or not self.logic.ensure_ready():
+        if dataset is None or not self._ensure_ready():
+            return
+        if not (dataset / "dataset.json").is_file():
+            self._fill_table()
             return
         try:
-            with slicer.util.WaitCursor():
-                self._fill_table(self.logic.case_rows(dataset))
+            ids = case_ids(dataset)
+        except ValueError as exc:
+            self.dataset_status.text = str(exc)
+            return
+        self.check_button.enabled = False
+        self.dataset_status.text = "Checking every case..."
+        self.calls.add(validate_call(self.logic.engine(), dataset), lambda result: self._on_validated(dataset, ids, result))
+
+    def _on_validated(self, dataset: Path, ids: set, result) -> None:
+        self.check_button.enabled = True
+        if dataset != self._dataset():
+            return
+        try:
+            self.report, self.report_ids = result.json(), ids
         except EngineError as exc:
+            self.dataset_status.text = ""
             slicer.util.errorDisplay(exc.message)
+            return
+        self.dataset_status.text = "Checked." if self.report.get("ok") else "Some cases have problems: see the status column."
+        self._fill_table()
 
-    def _fill_table(self, rows) -> None:
-        if rows is None:
-            from .dataset_client import case_rows
-
-            dataset = self._dataset()
-            rows = case_rows(dataset, None) if dataset else []
+    def _fill_table(self) -> None:
+        """The cases of ``dataset.json``; status from the last check (cases added since: "not checked")."""
+        dataset = self._dataset()
+        try:
+            rows = case_rows(dataset, self.report, self.report_ids) if dataset else []
+        except ValueError as exc:
+            rows, self.dataset_status.text = [], str(exc)
         self.case_table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, value in enumerate((row.id, row.phase, row.reviewer, row.added[:16], row.status)):
@@ -178,7 +240,7 @@ class TrainPanel:
         if dataset is None or volume is None or segmentation is None:
             slicer.util.warningDisplay("Choose a dataset folder, a CT volume and its segmentation first.")
             return
-        if not self.logic.ensure_ready():
+        if not self._ensure_ready():
             return
         matches = self.logic.match_segments(segmentation)
         unknown = [m.segment_name for m in matches if m.label is None]
@@ -189,43 +251,25 @@ class TrainPanel:
         try:
             with slicer.util.WaitCursor():
                 image, label = self.logic.export_case(volume, segmentation, matches)
-            phase = self._choose_phase(image, label)
-            if not phase:
-                return
-            case = NewCase(dataset, self.case_id.text.strip() or suggest_case_id(volume.GetName()), image, label, phase, self.reviewer.text.strip(), self.notes.text.strip(), volume.GetName())
-            qt.QSettings().setValue(f"{SETTINGS}/reviewer", case.reviewer)
-            self._add(case)
-        except (EngineError, ValueError, RuntimeError) as exc:
-            slicer.util.errorDisplay(getattr(exc, "message", str(exc)))
-
-    def _choose_phase(self, image, label) -> str:
+        except (ValueError, RuntimeError) as exc:
+            slicer.util.errorDisplay(str(exc))
+            return
         chosen = self.phase_combo.currentText
-        if chosen != GUESS:
-            return chosen
-        with slicer.util.WaitCursor():
-            guess = self.logic.guess_phase(image, label)
-        default = PHASES.index(guess.phase) if guess and guess.phase in PHASES else PHASES.index("unknown")
-        text = f"The engine guesses '{guess.phase}'" + (f" ({guess.evidence})" if guess and guess.evidence else "") if guess else "The engine could not guess the phase"
-        # A dialog object, not QInputDialog.getItem: through PythonQt getItem hides whether Cancel was pressed.
-        dialog = qt.QInputDialog(slicer.util.mainWindow())
-        dialog.setWindowTitle("Contrast phase")
-        dialog.setLabelText(text + ". Contrast phase of this case:")
-        dialog.setComboBoxItems(list(PHASES))
-        dialog.setComboBoxEditable(False)
-        dialog.setTextValue(PHASES[default])
-        return dialog.textValue() if dialog.exec_() == qt.QDialog.Accepted else ""
+        case = NewCase(dataset, self.case_id.text.strip() or suggest_case_id(volume.GetName()), image, label, "" if chosen == GUESS else chosen,
+                       self.reviewer.text.strip(), self.notes.text.strip(), volume.GetName())
+        qt.QSettings().setValue(f"{SETTINGS}/reviewer", case.reviewer)
+        self.add_button.enabled = False
+        adder = CaseAdder(self.logic, self.calls, self._show_dataset_status, self._on_add_ended)
+        adder.start(case, guess=chosen == GUESS)
 
-    def _add(self, case) -> None:
-        try:
-            with slicer.util.WaitCursor():
-                self.logic.add_case(case)
-        except CaseExists:
-            if not slicer.util.confirmOkCancelDisplay(f"Case '{case.case_id}' already exists in the dataset. Replace it? The previous version is kept in replaced/."):
-                return
-            with slicer.util.WaitCursor():
-                self.logic.add_case(case, replace=True)
-        slicer.util.showStatusMessage(f"Added case {case.case_id} to {case.dataset}", 5000)
-        self.refresh_cases()
+    def _show_dataset_status(self, text: str) -> None:
+        self.dataset_status.text = text
+
+    def _on_add_ended(self, added) -> None:
+        """No re-validation of the whole dataset: the new case shows as "not checked" until Check dataset."""
+        self.add_button.enabled = True
+        if added:
+            self._fill_table()
 
     # --- training -----------------------------------------------------------------------
     def _parameters(self) -> TrainParameters:
@@ -235,7 +279,7 @@ class TrainPanel:
         )
 
     def _on_train(self) -> None:
-        if self._dataset() is None or not self.logic.ensure_ready():
+        if self._dataset() is None or not self._ensure_ready():
             return
         try:
             record, self.process = self.logic.start_training(self._parameters())
@@ -243,6 +287,7 @@ class TrainPanel:
             slicer.util.errorDisplay(str(exc))
             return
         self._follow(record)
+        self._show_plot()
 
     def _on_stop(self) -> None:
         if self.run is not None:
@@ -258,13 +303,14 @@ class TrainPanel:
             slicer.util.errorDisplay(str(exc))
             return
         self._follow(record)
+        self._show_plot()
 
     def _on_open_log(self) -> None:
         if self.run is not None and self.run.log_path.is_file():
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(self.run.log_path)))
 
     def _follow(self, record) -> None:
-        """Show ``record``'s progress and curves (None: no run)."""
+        """Show ``record``'s progress (None: no run); its curves appear on request (Show curves, Train, Resume)."""
         self.run = record
         self.metrics = MetricsReader(record.run_dir) if record else None
         if record is None:
@@ -272,13 +318,28 @@ class TrainPanel:
             self.status_label.text = "No training run."
             self._update_buttons(None)
             return
+        self._poll()
+        self.timer.start()
+
+    def _show_plot(self) -> None:
+        if self.run is None:
+            return
         if self.plot is None:
             from .slicer_plots import MetricsPlot
 
             self.plot = MetricsPlot("DCC training")
+        self._update_plot()
         self.plot.show()
-        self._poll()
-        self.timer.start()
+
+    def _update_plot(self) -> None:
+        if self.plot is not None and self.metrics is not None:
+            self.plot.update({key: series(self.metrics.records, key) for key in ("train_loss", "val_dice_mean")})
+
+    def _on_scene_closed(self, caller=None, event=None) -> None:
+        """File > Close Scene removed the plot's nodes: rebuild the plot if it was shown."""
+        shown, self.plot = self.plot is not None, None
+        if shown:
+            self._show_plot()
 
     def _poll(self) -> None:
         if self.process is not None:
@@ -286,8 +347,8 @@ class TrainPanel:
         record = self.run
         status = read_status(record.run_dir)
         if self.metrics.read_new():
-            self.plot.update({key: series(self.metrics.records, key) for key in ("train_loss", "val_dice_mean")})
-        alive = record.is_alive()
+            self._update_plot()
+        alive = record.is_alive()  # the launcher or the trainer behind it (status.json's pid)
         if status is None:
             self.status_label.text = f"Starting... (log: {record.log_path})" if alive else f"The run ended before writing its status; see {record.log_path}"
         else:
@@ -309,3 +370,5 @@ class TrainPanel:
     def cleanup(self) -> None:
         """Stop following; the run itself continues in the background."""
         self.timer.stop()
+        self.calls.cancel_all()
+        slicer.mrmlScene.RemoveObserver(self.scene_observer)

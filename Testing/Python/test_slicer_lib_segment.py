@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "DCCSegment"))
 
 from DCCSegmentLib import install  # noqa: E402
-from DCCSegmentLib.engine import Engine, EngineError, error_message, parse_json_output  # noqa: E402
+from DCCSegmentLib.engine import CallPoller, Engine, EngineCall, EngineError, error_message, parse_json_output  # noqa: E402
 from DCCSegmentLib.failures import explain_failure  # noqa: E402
-from DCCSegmentLib.models import newest, parse_model_list  # noqa: E402
+from DCCSegmentLib.models import list_models, newest, parse_model_list  # noqa: E402
 from DCCSegmentLib.organ_table import load_organ_table, map_segments, match_organ, organs_from_card  # noqa: E402
 from DCCSegmentLib.parameters import SegmentParameters  # noqa: E402
 from DCCSegmentLib.process import SubprocessRunner, pid_alive  # noqa: E402
@@ -135,6 +135,76 @@ def test_cancel_kills_the_whole_process_tree():
     assert runner.poll() is not None
 
 
+# --- short engine calls in the background -----------------------------------------------------
+
+LAUNCHER = textwrap.dedent("""
+    import subprocess, sys
+    # Like Slicer's PythonSlicer (CTK AppLauncher): runs the real interpreter as a child and waits for it.
+    child = subprocess.Popen([sys.executable, *sys.argv[2:]])
+    open(sys.argv[1], "w").write(str(child.pid))
+    sys.exit(child.wait())
+""")
+
+
+class FakeTimer:
+    def __init__(self) -> None:
+        self.active = False
+
+    def start(self) -> None:
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+
+def test_engine_call_returns_at_once_and_reads_multiline_json_despite_stderr_noise():
+    code = "import json, sys, time; time.sleep(1.0); print('warning: slow import', file=sys.stderr); print(json.dumps({'a': [1, 2]}, indent=2))"
+    started = time.monotonic()
+    call = EngineCall(Engine(sys.executable), [sys.executable, "-c", code]).start()
+    assert call.poll() is None and time.monotonic() - started < 0.5, "starting and polling must not wait for the engine"
+    result = call.wait()
+    assert result.returncode == 0 and result.json() == {"a": [1, 2]} and "slow import" in result.stderr
+
+
+def test_engine_call_timeout_ends_the_launcher_and_its_child(tmp_path):
+    engine = Engine(sys.executable)
+    pid_file = tmp_path / "child.pid"
+    call = EngineCall(engine, [sys.executable, "-c", LAUNCHER, pid_file, "-c", "import time; time.sleep(60)"], timeout=1.0).start()
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # not polling: the timeout is only acted on by poll(), once the child surely runs
+    child_pid = int(pid_file.read_text())
+    time.sleep(1.0)  # the 1 s timeout, counted from start(), has now passed
+    result = call.wait()
+    assert result.error is not None and "did not answer within 1 s" in result.error.message
+    with pytest.raises(EngineError):
+        result.json()
+    deadline = time.monotonic() + 5
+    while pid_alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child_pid), "the launcher's child survived the timeout"
+    with pytest.raises(EngineError, match="did not answer"):
+        engine.run([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5)
+
+
+def test_call_poller_hands_each_result_on_and_stops_its_timer():
+    timer, answers = FakeTimer(), []
+    poller = CallPoller(timer)
+    engine = Engine(sys.executable)
+    poller.add(EngineCall(engine, [sys.executable, "-c", "print('[1]')"]), lambda r: answers.append(r.json()))
+    poller.add(EngineCall(engine, [sys.executable, "-c", "import sys; print('dccseg: error: no; do X', file=sys.stderr); sys.exit(2)"]),
+               lambda r: answers.append(r.error.message))
+    assert timer.active
+    deadline = time.monotonic() + 20
+    while timer.active and time.monotonic() < deadline:
+        poller.step()
+        time.sleep(0.02)
+    assert sorted(map(str, answers)) == ["[1]", "no; do X"] and not timer.active
+    slow = poller.add(EngineCall(engine, [sys.executable, "-c", "import time; time.sleep(60)"]), answers.append)
+    poller.cancel_all()
+    assert slow.result.error.message == "cancelled" and not timer.active and len(answers) == 2
+
+
 # --- Segment jobs on a stand-in engine --------------------------------------------------------
 
 FAKE_ENGINE = '''
@@ -231,6 +301,29 @@ def test_segment_job_cancel_is_reported_as_cancelled(tmp_path):
     while not update.finished:
         update = job.step()
     assert update.advice.kind == "cancelled" and not update.succeeded
+
+
+CTK_LAUNCHER = """
+import subprocess, sys
+# Stands in for PythonSlicer (CTK AppLauncher): forwarded channels; a child killed by a signal is a CrashExit,
+# reported on stderr and turned into exit status 1.
+child = subprocess.Popen([sys.executable, "-c", "import os, signal; print('{\\"stage\\": \\"load\\", \\"fraction\\": 0}', flush=True); os.kill(os.getpid(), signal.SIGKILL)"])
+code = child.wait()
+if code < 0:
+    print("error: [/opt/Slicer/bin/python-real] exit abnormally - Report the problem.", file=sys.stderr, flush=True)
+    sys.exit(1)
+sys.exit(code)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_kill_reported_by_slicers_launcher_offers_fast_mode(tmp_path):
+    python = fake_python(tmp_path / "PythonSlicer", CTK_LAUNCHER)
+    job = SegmentJob(Engine(python, dict(os.environ)), SegmentParameters(tmp_path / "in.nrrd", tmp_path / "out.seg.nrrd"))
+    update, log, _ = run_job(job)
+    assert not update.succeeded and update.advice.kind == "out_of_memory" and update.advice.retry == {"fast": True}
+    assert "killed" in update.advice.text and any("exit abnormally" in line for line in log)
+    assert explain_failure("error: something else", 1).kind == "other", "an ordinary exit status 1 is no kill"
 
 
 def test_segment_parameters_validate_device_and_organs(tmp_path):
@@ -369,7 +462,6 @@ def test_install_finds_the_engine_source_and_its_requirements():
     assert install.source_version(source) == install.installed_version("dccseg")
     dependencies = install.source_dependencies(source)
     assert any(d.startswith("monai") for d in dependencies) and any(d.startswith("torch") for d in dependencies)
-    assert install.missing_requirements(["numpy>=1", "surely-not-installed-pkg>=1.0"]) == ["surely-not-installed-pkg>=1.0"]
     assert install.requirement_name("SimpleITK>=2.2; python_version>'3'") == "SimpleITK"
     assert install.engine_is_current(source)
 

@@ -20,7 +20,7 @@ from DCCSegmentLib.engine import Engine, EngineError  # noqa: E402
 from DCCSegmentLib.process import pid_alive  # noqa: E402
 from DCCTrainLib.dataset_client import CaseExists, NewCase, add_case, case_rows, guess_phase, suggest_case_id, validate  # noqa: E402
 from DCCTrainLib.run_state import MetricsReader, read_status, series  # noqa: E402
-from DCCTrainLib.runs import RunRecord, launch, list_runs, new_run_dir, stop  # noqa: E402
+from DCCTrainLib.runs import RunRecord, absolute_path, launch, list_runs, new_run_dir, stop  # noqa: E402
 from DCCTrainLib.train_parameters import TrainParameters  # noqa: E402
 
 
@@ -139,6 +139,59 @@ def test_detached_run_logs_follows_stops_and_resumes(tmp_path):
     assert [r["epoch"] for r in MetricsReader(run_dir).read_new()] == [1, 2, 3]
 
 
+LAUNCHER = """
+import subprocess, sys
+# Stands in for PythonSlicer (CTK AppLauncher): the real interpreter runs as a child with forwarded channels;
+# the launcher has no SIGTERM handler and exits with the child's status.
+child = subprocess.Popen([sys.executable, sys.argv[0] + ".trainer", *sys.argv[1:]])
+sys.exit(child.wait())
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_stop_resume_and_liveness_follow_the_trainer_behind_slicers_launcher(tmp_path):
+    import signal
+
+    dataset = tmp_path / "data"
+    dataset.mkdir()
+    launcher = fake_python(tmp_path / "PythonSlicer", LAUNCHER)
+    Path(launcher + ".trainer").write_text(FAKE_TRAINER, encoding="utf-8")
+    engine = Engine(launcher, dict(os.environ, FAKE_EPOCH_SECONDS="30"))
+    params = TrainParameters(dataset, stage="coarse", epochs=3, device="cpu", config="tiny")
+    record, proc = launch(engine, params, new_run_dir(dataset))
+    wait_for(lambda: record.engine_pid() is not None)
+    trainer = record.engine_pid()
+    assert trainer != record.pid, "status.json holds the trainer's pid, not the launcher's"
+
+    stop(record, grace_seconds=10)
+    assert proc.wait(timeout=10) == 0, "Stop must reach the trainer, not kill the launcher (which would exit -15 at once)"
+    assert read_status(record.run_dir).state == "stopped" and not record.is_alive()
+
+    resumed, proc = launch(engine, params, record.run_dir, resume=True)
+    wait_for(lambda: resumed.engine_pid() not in (None, trainer))
+    os.kill(resumed.pid, signal.SIGKILL)  # the launcher alone is gone; its trainer still runs
+    proc.wait(timeout=10)
+    assert resumed.is_alive(), "a run whose trainer still runs is alive"
+    with pytest.raises(RuntimeError, match="still going"):
+        launch(engine, params, record.run_dir, resume=True)
+    stop(resumed, grace_seconds=10)
+    wait_for(lambda: not resumed.is_alive())
+    assert read_status(record.run_dir).state == "stopped"
+
+
+def test_relative_dataset_paths_are_resolved_before_the_trainer_starts_in_its_run_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("data").mkdir()
+    engine = Engine(fake_python(tmp_path / "fake-python", FAKE_TRAINER), dict(os.environ, FAKE_EPOCH_SECONDS="0.01"))
+    record, proc = launch(engine, TrainParameters(Path("data"), stage="coarse", epochs=1, config="tiny"), new_run_dir(Path("data")))
+    assert proc.wait(timeout=20) == 0
+    assert record.run_dir.is_absolute() and record.parameters.dataset == tmp_path / "data"
+    assert read_status(record.run_dir).state == "finished"
+    command = [line for line in record.log_path.read_text(encoding="utf-8").splitlines() if line.startswith("$ ")][0]
+    assert f" train coarse {tmp_path / 'data'} --output {record.run_dir} " in command
+    assert absolute_path("~") == Path.home()
+
+
 # --- datasets ------------------------------------------------------------------------------------------
 
 def test_suggest_case_id_makes_a_valid_id():
@@ -158,6 +211,15 @@ def test_case_rows_combine_dataset_json_and_the_validation_report(tmp_path):
         ("b", "delayed", "", "label grid differs from the image grid; re-export the label"),
         ("c", "unknown", "", "ok (no label)")]
     assert [r.status for r in case_rows(tmp_path, None)] == ["not checked"] * 3
+    after_add = case_rows(tmp_path, report, checked_ids={"a", "b"})
+    assert [r.status for r in after_add][1:] == ["label grid differs from the image grid; re-export the label", "not checked"], \
+        "a case added after the last check is not reported as ok"
+
+
+def test_a_broken_dataset_json_is_a_message_not_a_traceback(tmp_path):
+    (tmp_path / "dataset.json").write_text('{"cases": [', encoding="utf-8")
+    with pytest.raises(ValueError, match="dataset.json is not valid JSON .*; fix it or choose another dataset folder"):
+        case_rows(tmp_path, None)
 
 
 def test_add_case_never_overwrites_without_replace(tmp_path):
