@@ -7,6 +7,8 @@ validation case whole, as inference does, and scores Dice per organ on the coars
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
@@ -24,7 +26,9 @@ from dccseg.training.configs import CoarseTraining
 from dccseg.training.loop import Stage, StageResult, run_stage
 from dccseg.training.metrics import DiceAccumulator
 from dccseg.training.optim import build_optimizer, build_scheduler
-from dccseg.training.session import Session
+
+if TYPE_CHECKING:  # a session reads datasets (SimpleITK); the release trainer uses these modules without one
+    from dccseg.training.session import Session
 
 
 def predict_coarse(net: nn.Module, ct_hu: np.ndarray, intensity: IntensityConfig, divisor: int, device: torch.device) -> np.ndarray:
