@@ -25,13 +25,14 @@ from dccseg.losses import binary_dice_loss, coarse_dice_ce_loss
 from dccseg.networks import build_coarse_net, build_refine_net
 from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import QUIET, Progress
+from dccseg.store import dataset_hash
 from dccseg.store.card import check_name, parse_version
 from dccseg.training import distributed
 from dccseg.training.augment import random_intensity, random_warp
 from dccseg.training.configs import TrainingConfig, preset
 from dccseg.training.export import build_card, write_model_folder
 from dccseg.training.refine_data import gather_patches
-from dccseg.training.release_data import REAL_CASE, CaseRecipe, ReleaseCase
+from dccseg.training.release_data import REAL_CASE, CaseRecipe, ReleaseCase, source_files
 from dccseg.training.release_stages import CoarsePool, RefinePool, TimedResult, coarse_validation, refine_validation, run_timed
 from dccseg.training.release_workers import CaseWorkers, default_workers
 
@@ -167,7 +168,7 @@ def train_release(output: str | Path, *, minutes: float = 9.0, device: str = "au
     training = {
         "recipe": f"dccseg train release {shlex.quote(str(output))} --minutes {minutes:g} --scale {scale} --device {device} --workers {workers} --seed {seed} --name {name} --version {version}",
         "scale": scale, "preset": config.name, "device": _device_name(ctx), "budget_minutes": minutes, "seconds": round(time.monotonic() - started, 1),
-        "setup_seconds": round(setup_s, 1), "case_workers": workers, "pretraining": None,
+        "setup_seconds": round(setup_s, 1), "case_workers": workers, "pretraining": None, "data_hash": dataset_hash(source_files(recipe.bodies)),
         "data": {
             "bodies": {"train": bodies, "never_trained_on": NEVER_TRAINED_ON}, "cases": summary,
             "validation": {"what": "fresh anatomies of the training bodies (seeds no training case uses)", "cases": {f"{k}:{s}": n for (k, s), n in sorted(validated.items())}},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -60,6 +61,12 @@ class ReleaseCase:
     labels: np.ndarray  # uint8
     prior: np.ndarray | None  # uint8 (refine cases)
     points: np.ndarray  # int64 (N, 4)
+
+
+def source_files(bodies: tuple[str, ...]) -> list[Path]:
+    """The bundled files every case is made from: the bodies' templates and the real CT with its labels."""
+    data = Path(str(resources.files("dccseg") / "data"))
+    return [data / "templates" / f"{body}.npz" for body in bodies] + [data / "totalseg_example" / n for n in ("example_ct.nii.gz", "example_ct_organs.nii.gz")]
 
 
 def rescale(array: np.ndarray, spacing_zyx: np.ndarray, new_spacing_zyx: np.ndarray, shape: tuple[int, ...], is_label: bool) -> np.ndarray:
