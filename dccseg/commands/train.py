@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     everything.add_argument("--loss", choices=PRETRAIN_LOSSES, default="none", help="contrastive pretraining loss of the refine encoder (none: train from scratch)")
     everything.set_defaults(func=run_all)
 
-    release = stages.add_parser("release", parents=[common], help="the release model on a wall-clock budget (one GPU: 9 minutes), cases synthesised while it trains")
+    release = stages.add_parser("release", parents=[common],
+                                help="the release model on a wall-clock budget (one GPU: 9 minutes), cases synthesised while it trains")
     release.add_argument("output", metavar="OUTPUT_MODEL_DIR", help="new folder for the model (model.json + coarse/refine weights)")
     release.add_argument("--minutes", type=float, default=9.0, help="wall-clock budget of the whole command (default 9)")
     release.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto picks CUDA when present")

@@ -30,6 +30,7 @@ from dccseg.store.card import check_name, parse_version
 from dccseg.training import distributed
 from dccseg.training.augment import random_intensity, random_warp
 from dccseg.training.configs import TrainingConfig, preset
+from dccseg.training.distributed import DeviceContext
 from dccseg.training.export import build_card, write_model_folder
 from dccseg.training.refine_data import gather_patches
 from dccseg.training.release_data import REAL_CASE, CaseRecipe, ReleaseCase, source_files
@@ -117,7 +118,8 @@ class CaseRouter:
                     out[key[index]] += n
             return dict(sorted(out.items()))
         return {
-            kind: {"cases": sum(n for k, n in self.trained.items() if k[0] == kind), "by_source": count(1, kind), "by_phase": count(2, kind), "by_style": count(3, kind)}
+            kind: {"cases": sum(n for k, n in self.trained.items() if k[0] == kind),
+                   "by_source": count(1, kind), "by_phase": count(2, kind), "by_style": count(3, kind)}
             for kind in ("coarse", "refine")
         }
 
@@ -166,12 +168,15 @@ def train_release(output: str | Path, *, minutes: float = 9.0, device: str = "au
         refine = _refine_stage(config, sizes, router, deadline - time.monotonic() - sizes.end_reserve_s, ctx, rng, progress)
         summary, bodies, validated = router.summary(), router.bodies(), router.validated
     training = {
-        "recipe": f"dccseg train release {shlex.quote(str(output))} --minutes {minutes:g} --scale {scale} --device {device} --workers {workers} --seed {seed} --name {name} --version {version}",
-        "scale": scale, "preset": config.name, "device": _device_name(ctx), "budget_minutes": minutes, "seconds": round(time.monotonic() - started, 1),
+        "recipe": f"dccseg train release {shlex.quote(str(output))} --minutes {minutes:g} --scale {scale} --device {device} "
+                  f"--workers {workers} --seed {seed} --name {name} --version {version}",
+        "scale": scale, "preset": config.name, "device": _device_name(ctx), "budget_minutes": minutes,
+        "seconds": round(time.monotonic() - started, 1),
         "setup_seconds": round(setup_s, 1), "case_workers": workers, "pretraining": None, "data_hash": dataset_hash(source_files(recipe.bodies)),
         "data": {
             "bodies": {"train": bodies, "never_trained_on": NEVER_TRAINED_ON}, "cases": summary,
-            "validation": {"what": "fresh anatomies of the training bodies (seeds no training case uses)", "cases": {f"{k}:{s}": n for (k, s), n in sorted(validated.items())}},
+            "validation": {"what": "fresh anatomies of the training bodies (seeds no training case uses)",
+                           "cases": {f"{k}:{s}": n for (k, s), n in sorted(validated.items())}},
             "real_cases": [f"{REAL_CASE} (non-contrast; TotalSegmentator example_ct, labels are model predictions), moved to random phases"],
             "synthesis": dataclasses.asdict(recipe) | {"preprocessing": config.preprocessing.to_card()},
         },
@@ -182,13 +187,15 @@ def train_release(output: str | Path, *, minutes: float = 9.0, device: str = "au
     refine_info = {"architecture": config.refine.network.to_dict(), "preprocessing": config.preprocessing.to_card()}
     metrics = {"validation": {"coarse_val_dice": _best(coarse), "refine_val_patch_dice": _best(refine)}}
     card = build_card(name, version, coarse_info, refine_info, training, metrics,
-                      description=f"Trained by 'dccseg train release' in {minutes:g} min on {_device_name(ctx)} from the training bodies (synthetic CT in any phase, field of view and protocol) + one real non-contrast CT")
+                      description=f"Trained by 'dccseg train release' in {minutes:g} min on {_device_name(ctx)} from the training bodies "
+                                  "(synthetic CT in any phase, field of view and protocol) + one real non-contrast CT")
     write_model_folder(output, card, {"coarse": coarse.state, "refine": refine.state})
     progress.log(f"wrote {output} in {time.monotonic() - started:.0f} s")
     return output
 
 
-def _coarse_stage(config: TrainingConfig, sizes: ReleaseScale, router: CaseRouter, seconds: float, ctx, rng: np.random.Generator, progress: Progress) -> TimedResult:
+def _coarse_stage(config: TrainingConfig, sizes: ReleaseScale, router: CaseRouter, seconds: float, ctx: DeviceContext, rng: np.random.Generator,
+                  progress: Progress) -> TimedResult:
     settings = config.coarse
     torch.manual_seed(config.seed)
     net = _on_device(build_coarse_net(settings.network), ctx, 3)
@@ -205,7 +212,8 @@ def _coarse_stage(config: TrainingConfig, sizes: ReleaseScale, router: CaseRoute
     return run_timed("coarse", net, settings.optimizer, seconds, step, validate, sizes.validations, ctx, progress, router.feed)
 
 
-def _refine_stage(config: TrainingConfig, sizes: ReleaseScale, router: CaseRouter, seconds: float, ctx, rng: np.random.Generator, progress: Progress) -> TimedResult:
+def _refine_stage(config: TrainingConfig, sizes: ReleaseScale, router: CaseRouter, seconds: float, ctx: DeviceContext, rng: np.random.Generator,
+                  progress: Progress) -> TimedResult:
     settings = config.refine
     torch.manual_seed(config.seed)
     net = _on_device(build_refine_net(settings.network), ctx, 2)
@@ -219,12 +227,12 @@ def _refine_stage(config: TrainingConfig, sizes: ReleaseScale, router: CaseRoute
     return run_timed("refine", net, settings.optimizer, seconds, step, validate, sizes.validations, ctx, progress, router.feed)
 
 
-def _on_device(net: torch.nn.Module, ctx, dims: int) -> torch.nn.Module:
+def _on_device(net: torch.nn.Module, ctx: DeviceContext, dims: int) -> torch.nn.Module:
     net = net.to(ctx.device)
     return net.to(memory_format=_format(dims)) if ctx.device.type == "cuda" else net
 
 
-def _memory_format(tensor: torch.Tensor, ctx, dims: int) -> torch.Tensor:
+def _memory_format(tensor: torch.Tensor, ctx: DeviceContext, dims: int) -> torch.Tensor:
     """Channels-last on CUDA (faster convolutions under bf16); plain layout on the CPU."""
     return tensor.contiguous(memory_format=_format(dims)) if ctx.device.type == "cuda" else tensor
 
@@ -233,7 +241,7 @@ def _format(dims: int) -> torch.memory_format:
     return torch.channels_last_3d if dims == 3 else torch.channels_last
 
 
-def _device_name(ctx) -> str:
+def _device_name(ctx: DeviceContext) -> str:
     return torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "CPU"
 
 

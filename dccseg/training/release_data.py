@@ -66,7 +66,8 @@ class ReleaseCase:
 def source_files(bodies: tuple[str, ...]) -> list[Path]:
     """The bundled files every case is made from: the bodies' templates and the real CT with its labels."""
     data = Path(str(resources.files("dccseg") / "data"))
-    return [data / "templates" / f"{body}.npz" for body in bodies] + [data / "totalseg_example" / n for n in ("example_ct.nii.gz", "example_ct_organs.nii.gz")]
+    real = [data / "totalseg_example" / name for name in ("example_ct.nii.gz", "example_ct_organs.nii.gz")]
+    return [data / "templates" / f"{body}.npz" for body in bodies] + real
 
 
 def rescale(array: np.ndarray, spacing_zyx: np.ndarray, new_spacing_zyx: np.ndarray, shape: tuple[int, ...], is_label: bool) -> np.ndarray:
@@ -86,7 +87,8 @@ def coarser_template(labels: Volume, step: int) -> Volume:
     """Every ``step``-th voxel of a template labelmap (same origin and axes): cheaper to prepare and render."""
     if step <= 1:
         return labels
-    return Volume(np.ascontiguousarray(labels.array[::step, ::step, ::step]), tuple(s * step for s in labels.spacing), labels.origin, labels.direction)  # type: ignore[arg-type]
+    spacing = tuple(s * step for s in labels.spacing)
+    return Volume(np.ascontiguousarray(labels.array[::step, ::step, ::step]), spacing, labels.origin, labels.direction)  # type: ignore[arg-type]
 
 
 class CaseMaker:
@@ -127,7 +129,8 @@ class CaseMaker:
         image = normalize_ct(ct.array, self.settings.intensity).astype(np.float16)
         label_array = np.ascontiguousarray(labels.array, dtype=np.uint8)
         if kind == "coarse":
-            return ReleaseCase(case_id, kind, source, phase, style, image, label_array, None, organ_points(label_array, self.recipe.points_per_organ, rng))
+            points = organ_points(label_array, self.recipe.points_per_organ, rng)
+            return ReleaseCase(case_id, kind, source, phase, style, image, label_array, None, points)
         prior = self.prior(labels, rng)
         return ReleaseCase(case_id, kind, source, phase, style, image, label_array, prior, patch_centres(prior, self.recipe.patches_per_organ, rng))
 
@@ -138,7 +141,8 @@ class CaseMaker:
         native = [0.0, 0.0, 0.0]
         for canonical_axis, input_axis in enumerate(transform.axes):
             native[input_axis] = spacing_xyz[canonical_axis]
-        ct, labels = synthesize_from_labels(template, phase=None if phase == "timing" else phase, seed=seed, output_spacing=tuple(native), style=style)  # type: ignore[arg-type]
+        timed = None if phase == "timing" else phase
+        ct, labels = synthesize_from_labels(template, phase=timed, seed=seed, output_spacing=tuple(native), style=style)  # type: ignore[arg-type]
         ct_canonical, transform = to_canonical(ct)
         labels_canonical = ct_canonical.with_array(np.ascontiguousarray(transform.apply(labels.array)))
         return ct_canonical, labels_canonical

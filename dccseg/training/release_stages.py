@@ -133,7 +133,8 @@ def coarse_validation(cases: list[ReleaseCase], divisor: int, ctx: DeviceContext
     return validate
 
 
-def refine_validation(pool: RefinePool, patch_size: int, in_channels: int, batch_size: int, ctx: DeviceContext) -> Callable[[nn.Module], dict[str, float]]:
+def refine_validation(pool: RefinePool, patch_size: int, in_channels: int, batch_size: int,
+                      ctx: DeviceContext) -> Callable[[nn.Module], dict[str, float]]:
     """Per-organ patch Dice (overlaps pooled per organ) over every centre of the validation cases."""
     rows = pool.all_rows() if len(pool) else np.zeros((0, 6), np.int64)
 

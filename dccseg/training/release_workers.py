@@ -71,7 +71,8 @@ class CaseWorkers:
 
     def __enter__(self) -> "CaseWorkers":
         for index in range(self.count):
-            process = self._context.Process(target=worker_main, args=(index, self.count, self.recipe, self.seed, self.validation_workers, self.refine_share, self.queues, self.stop), daemon=True)
+            args = (index, self.count, self.recipe, self.seed, self.validation_workers, self.refine_share, self.queues, self.stop)
+            process = self._context.Process(target=worker_main, args=args, daemon=True)
             process.start()
             self.processes.append(process)
         return self
