@@ -78,14 +78,12 @@ class CaseWorkers:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop at once: a case half made is not needed, and waiting for it (or for a queue to flush) costs budget."""
         self.stop.set()
-        for kind in KINDS:  # a worker blocked on a full queue sees the stop event within PUT_TIMEOUT_S
-            self.drain(kind)
+        for process in self.processes:
+            process.terminate()
         for process in self.processes:
             process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
 
     def set_refine_share(self, share: float) -> None:
         self.refine_share.value = float(share)
