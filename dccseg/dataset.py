@@ -21,14 +21,15 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DccsegError
 from .fileutil import atomic_output, ensure_writable_dir, full_suffix, strip_suffix
-from .io import check_label_ids, read_image, read_labelmap, write_image, write_labelmap
-from .io.dicom import Log
 from .organs import ORGANS, PHASES
 from .volume import Volume
+
+if TYPE_CHECKING:  # file IO (SimpleITK) loads when cases are added: training reads the manifest without it
+    from .io.dicom import Log
 
 FORMAT_VERSION = 1
 DATASET_FILE = "dataset.json"
@@ -200,6 +201,8 @@ class Dataset:
         it was. An existing case is only replaced with ``replace``; its files and record are
         then moved to ``replaced/<id>/<timestamp>/``.
         """
+        from .io import check_label_ids, write_image, write_labelmap
+
         check_case_id(case_id)
         check_phase(phase)
         previous = self.case(case_id)
@@ -256,6 +259,8 @@ class Dataset:
         log: Log | None = None,
     ) -> Case:
         """Read, check and store an image (any format :func:`dccseg.io.read_image` reads) and its label."""
+        from .io import read_image, read_labelmap
+
         check_phase(phase)
         case_id = case_id or safe_case_id(strip_suffix(Path(image_path).resolve()))
         check_case_id(case_id)

@@ -3,6 +3,8 @@
 The run folder holds ``status.json``, ``metrics.jsonl`` and the checkpoints (see
 ``dccseg.training.runstate``). Under ``torchrun`` every process runs this same command; rank 0
 writes the files. A stopped run (SIGTERM/SIGINT) exits with 130 and continues with ``--resume``.
+``dccseg train release OUTPUT_MODEL_DIR`` trains the release model from synthesised cases on a wall-clock
+budget and writes a model folder (``dccseg.training.release``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..training.distributed import DEVICE_CHOICES
 from ..training.pipeline import PRETRAIN_LOSSES, train_all, train_coarse, train_refine
 from ..training.pretrain import FORMS, train_pretrain
 from ..training.pretrain_data import D_SCALES
+from ..training.release import NAME, SCALES, VERSION, train_release
 
 STOPPED_EXIT = 130
 
@@ -67,6 +70,18 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     everything.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the store (the next free version is used)")
     everything.add_argument("--loss", choices=PRETRAIN_LOSSES, default="none", help="contrastive pretraining loss of the refine encoder (none: train from scratch)")
     everything.set_defaults(func=run_all)
+
+    release = stages.add_parser("release", parents=[common],
+                                help="the release model on a wall-clock budget (one GPU: 9 minutes), cases synthesised while it trains")
+    release.add_argument("output", metavar="OUTPUT_MODEL_DIR", help="new folder for the model (model.json + coarse/refine weights)")
+    release.add_argument("--minutes", type=float, default=9.0, help="wall-clock budget of the whole command (default 9)")
+    release.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto picks CUDA when present")
+    release.add_argument("--workers", type=int, help="CPU processes that synthesise cases (default: CPU cores - 2)")
+    release.add_argument("--scale", choices=sorted(SCALES), default="release", help="release (the shipped model's networks) or tiny (tests)")
+    release.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    release.add_argument("--name", default=NAME, help=f"model name in the card (default {NAME})")
+    release.add_argument("--version", default=VERSION, help=f"model version in the card (default {VERSION})")
+    release.set_defaults(func=run_release)
 
 
 def _pretrain_options(parser: argparse.ArgumentParser) -> None:
@@ -123,3 +138,9 @@ def run_all(args: argparse.Namespace, progress: Progress) -> int:
         args.dataset, args.output, name=args.name, loss=args.loss, config=args.config,
         overrides=_overrides(args, ("coarse", "refine")), device=args.device, resume=args.resume, progress=_progress(progress),
     ))
+
+
+def run_release(args: argparse.Namespace, progress: Progress) -> int:
+    print(train_release(args.output, minutes=args.minutes, device=args.device, workers=args.workers, scale=args.scale, seed=args.seed,
+                        name=args.name, version=args.version, progress=progress))
+    return 0

@@ -8,11 +8,15 @@ spacing and the origin; the voxel data are unchanged.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..errors import DccsegError
+from ..volume import Volume
+
+if TYPE_CHECKING:  # read_nifti_volume runs without SimpleITK (the release trainer on a GPU machine)
+    import SimpleITK as sitk
 
 MAX_REPAIR_DEGREES = 5.0
 """Larger deviations from square axes are not a rounding problem: such a file is refused."""
@@ -28,6 +32,11 @@ def nearest_orthonormal(axes: np.ndarray) -> np.ndarray:
 
 def read_nifti_with_repaired_axes(path: Path) -> sitk.Image:
     """Read ``path`` with nibabel and return it as a SimpleITK image with orthonormal axes (LPS, like ITK)."""
+    return read_nifti_volume(path).to_sitk()
+
+
+def read_nifti_volume(path: Path) -> Volume:
+    """Read ``path`` with nibabel alone as a Volume with orthonormal axes (LPS, like ITK)."""
     import nibabel
 
     try:
@@ -44,8 +53,5 @@ def read_nifti_with_repaired_axes(path: Path) -> sitk.Image:
     degrees = np.degrees(np.arccos(np.clip(np.sum(axes * repaired, axis=0), -1.0, 1.0))).max()
     if degrees > MAX_REPAIR_DEGREES:
         raise DccsegError(f"{path}: its voxel axes are {degrees:.1f} degrees off square (sheared); resample it to a regular grid first")
-    out = sitk.GetImageFromArray(np.ascontiguousarray(data.transpose(2, 1, 0)))
-    out.SetSpacing(tuple(float(s) for s in spacing))
-    out.SetOrigin(tuple(float(v) for v in affine[:, 3]))
-    out.SetDirection(tuple(float(v) for v in repaired.ravel()))
-    return out
+    return Volume(np.ascontiguousarray(data.transpose(2, 1, 0)), tuple(float(s) for s in spacing),  # type: ignore[arg-type]
+                  tuple(float(v) for v in affine[:, 3]), tuple(float(v) for v in repaired.ravel()))  # type: ignore[arg-type]

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dccseg.dataset import Case, Dataset
 from dccseg.errors import DccsegError
 from dccseg.fileutil import atomic_output
-from dccseg.io import read_image, read_labelmap
 from dccseg.preprocess import resample, to_canonical
 from dccseg.volume import Volume
+
+if TYPE_CHECKING:  # file IO (SimpleITK) loads only where cases are read: the release trainer runs without it
+    from dccseg.dataset import Case, Dataset
 
 SPLIT_FILE = "split.json"
 
@@ -42,6 +44,8 @@ def labelled_cases(dataset: Dataset) -> list[Case]:
 
 def read_canonical(case: Case) -> tuple[Volume, Volume]:
     """The case's CT (float32 HU) and label map (uint8), both in canonical orientation."""
+    from dccseg.io import read_image, read_labelmap
+
     ct = read_image(case.image)
     labels = read_labelmap(case.label, reference=ct)
     ct_canonical, transform = to_canonical(ct)

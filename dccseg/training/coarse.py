@@ -7,6 +7,8 @@ validation case whole, as inference does, and scores Dice per organ on the coars
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
@@ -24,7 +26,9 @@ from dccseg.training.configs import CoarseTraining
 from dccseg.training.loop import Stage, StageResult, run_stage
 from dccseg.training.metrics import DiceAccumulator
 from dccseg.training.optim import build_optimizer, build_scheduler
-from dccseg.training.session import Session
+
+if TYPE_CHECKING:  # a session reads datasets (SimpleITK); the release trainer uses these modules without one
+    from dccseg.training.session import Session
 
 
 def predict_coarse(net: nn.Module, ct_hu: np.ndarray, intensity: IntensityConfig, divisor: int, device: torch.device) -> np.ndarray:
@@ -33,7 +37,12 @@ def predict_coarse(net: nn.Module, ct_hu: np.ndarray, intensity: IntensityConfig
     The whole volume, padded to the network's size divisor, in one pass; MONAI's sliding window
     over ``MAX_COARSE_ROI`` crops where a side is larger.
     """
-    image = torch.from_numpy(normalize_ct(ct_hu, intensity))[None, None]
+    return coarse_argmax(net, normalize_ct(ct_hu, intensity), divisor, device)
+
+
+def coarse_argmax(net: nn.Module, image: np.ndarray, divisor: int, device: torch.device) -> np.ndarray:
+    """``predict_coarse`` of an image already normalised as inference normalises it."""
+    image = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
     padded = pad_to_multiple(image, divisor, value=-1.0).to(device)
     roi = tuple(min(MAX_COARSE_ROI, s) for s in padded.shape[-3:])
     with torch.no_grad():
@@ -41,7 +50,7 @@ def predict_coarse(net: nn.Module, ct_hu: np.ndarray, intensity: IntensityConfig
             logits = net(padded)
         else:
             logits = sliding_window_inference(padded, roi, 1, net, overlap=0.25, mode="gaussian")
-    d, h, w = ct_hu.shape
+    d, h, w = image.shape[-3:]
     return logits[0, :, :d, :h, :w].argmax(0).to(torch.uint8).cpu().numpy()
 
 

@@ -31,7 +31,6 @@ from dccseg.training.cases import CaseVolumes, on_grid, read_canonical
 from dccseg.training.coarse import coarse_network, fit_coarse
 from dccseg.training.coarse_data import synthetic_cases
 from dccseg.training.configs import Preprocessing
-from dccseg.training.evaluate import evaluate_model_folder
 from dccseg.training.export import MODEL_FOLDER, RUN_MODEL_VERSION, build_card, export_model, load_part, read_model_folder, save_part, write_model_folder
 from dccseg.training.loop import StageStopped
 from dccseg.training.priors import degraded_prior, out_of_fold_priors, predicted_prior
@@ -243,6 +242,8 @@ def write_run_model(session: Session, coarse: CoarseModel, name: str, pretrainin
 
 def evaluate_stage(session: Session) -> None:
     """Segment the validation cases with the run's model and put the Dice into its card."""
+    from dccseg.training.evaluate import evaluate_model_folder  # segmenting needs SimpleITK; training alone does not
+
     if not session.val_ids or not session.ctx.is_writer:
         return
     session.state.progress("evaluate", 0.0, 1, f"evaluating on {len(session.val_ids)} validation cases", force=True)

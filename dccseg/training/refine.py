@@ -9,7 +9,7 @@ initialises ``net.encoder`` before fine-tuning end to end.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
@@ -22,7 +22,9 @@ from dccseg.training.loop import Stage, StageResult, run_stage
 from dccseg.training.metrics import DiceAccumulator
 from dccseg.training.optim import build_optimizer, build_scheduler
 from dccseg.training.refine_data import RefineCase, gather_patches, patch_rows
-from dccseg.training.session import Session
+
+if TYPE_CHECKING:  # a session reads datasets (SimpleITK); the release trainer uses these modules without one
+    from dccseg.training.session import Session
 
 STAGE = "refine"
 VALIDATION_SEED = 12345
