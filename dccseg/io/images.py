@@ -13,36 +13,50 @@ from ..fileutil import atomic_output, full_suffix
 from ..volume import Volume
 from .ct_check import check_ct
 from .dicom import Log, read_dicom_series
+from .file_checks import check_nifti
+from .library_messages import library_messages
+from .volume_checks import check_spacing, replace_non_finite
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 WRITE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
 INT16_RANGE = (-32768, 32767)
 
 
-def _read_file(path: Path) -> sitk.Image:
+def _read_file(path: Path, log: Log | None) -> sitk.Image:
+    if path.stat().st_size == 0:
+        raise DccsegError(f"{path} is empty (0 bytes); copy or download the file again")
+    if full_suffix(path) in (".nii", ".nii.gz"):
+        check_nifti(path)
     try:
-        return sitk.ReadImage(str(path))
+        with library_messages() as messages:
+            image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise DccsegError(
             f"cannot read {path} as a {full_suffix(path)} image: the file is damaged or not an image; re-export it (e.g. from 3D Slicer) or check the path"
         ) from exc
+    for message in messages:
+        if log is not None:
+            log(f"reading {path.name}: {message}")
+    return image
 
 
-def read_sitk(path: str | os.PathLike, log: Log | None = None) -> sitk.Image:
-    """Read an image file or DICOM series folder as SimpleITK does, with one-line errors."""
+def read_sitk(path: str | os.PathLike, log: Log | None = None, series: str | None = None) -> sitk.Image:
+    """Read an image file or DICOM series folder (``series``: UID or listing number) with one-line errors and checks."""
     path = Path(path)
     if not path.exists():
         raise DccsegError(f"{path} does not exist; check the path")
+    if series is not None and not (path.is_dir() or full_suffix(path) == ".dcm"):
+        raise DccsegError(f"--series applies to a DICOM folder, and {path.name} is a file; leave --series out")
     if path.is_dir():
-        return read_dicom_series(path, log)
+        return read_dicom_series(path, log, series=series)
     suffix = full_suffix(path)
     if suffix == ".seg.nrrd":
         raise DccsegError(f"{path.name} is a Slicer segmentation, not an image; pass the CT volume here and the segmentation as the label")
     if suffix == ".dcm":
-        return read_dicom_series(path.parent, log, containing=path)
+        return read_dicom_series(path.parent, log, containing=None if series else path, series=series)
     if suffix not in IMAGE_SUFFIXES:
         raise DccsegError(f"{path.name}: unsupported file type '{suffix}'; use NIfTI (.nii.gz), NRRD, MetaImage (.mha/.mhd) or a DICOM series folder")
-    return _read_file(path)
+    return _read_file(path, log)
 
 
 def volume_from_sitk(image: sitk.Image, source: str) -> Volume:
@@ -63,15 +77,18 @@ def volume_from_sitk(image: sitk.Image, source: str) -> Volume:
     return Volume.from_sitk(image)
 
 
-def read_image(path: str | os.PathLike, require_ct: bool = True, log: Log | None = None) -> Volume:
+def read_image(path: str | os.PathLike, require_ct: bool = True, log: Log | None = None, series: str | None = None) -> Volume:
     """Read a 3D image (NIfTI, NRRD, MHA/MHD or DICOM series folder) as float32 with full geometry.
 
-    With ``require_ct`` (default) the intensities must look like CT in HU (:func:`check_ct`).
-    ``log`` receives informational messages (e.g. which of several DICOM series was read).
+    With ``require_ct`` (default) the intensities must look like CT in HU (:func:`check_ct`) and
+    NaN/Inf voxels are set to the lowest value (reported). ``log`` receives the reports (e.g. which
+    of several DICOM series was read, what was repaired); ``series`` picks a DICOM series.
     """
-    volume = volume_from_sitk(read_sitk(path, log), str(path))
+    volume = volume_from_sitk(read_sitk(path, log, series), str(path))
+    check_spacing(volume, str(path))
     volume = volume.with_array(volume.array.astype(np.float32, copy=False))
     if require_ct:
+        volume = replace_non_finite(volume, str(path), log or (lambda message: None))
         check_ct(volume, str(path))
     return volume
 
@@ -94,8 +111,11 @@ def write_sitk(image: sitk.Image, path: str | os.PathLike) -> None:
     """Write a SimpleITK image atomically, compressed."""
     path = Path(path)
     _check_write_suffix(path)
-    with atomic_output(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
+    with atomic_output(path) as tmp, library_messages():
+        try:
+            sitk.WriteImage(image, str(tmp), useCompression=True)
+        except RuntimeError as exc:
+            raise DccsegError(f"cannot write {path}: the image library failed to write it; check free disk space and that the location is writable (nothing was written)") from exc
 
 
 def write_image(volume: Volume, path: str | os.PathLike) -> None:
