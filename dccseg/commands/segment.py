@@ -29,6 +29,7 @@ def register(subparsers, common) -> None:
     parser.add_argument("--keep-fragments", action="store_true", help="keep every connected piece of an organ (default: only the largest, for all but the pancreas and the portal/splenic vein)")
     parser.add_argument("--fast", action="store_true", help="one patch per organ and slice instead of the model's K (faster, a little less accurate)")
     parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES, help="output format for folder/dataset input (default .seg.nrrd)")
+    parser.add_argument("--series", default=None, help="DICOM folder holding several series: the series to read, by its number in the listing or its UID (default: the axial CT series with the most slices)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (otherwise an existing output is an error, or skipped in a batch)")
     parser.set_defaults(func=run)
 
@@ -51,7 +52,7 @@ def run(args, progress: Progress) -> int:
         if batch:
             progress.log(f"case {index + 1}/{len(jobs)}: {job.case_id}")
         try:
-            segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0, largest_component=not args.keep_fragments)
+            segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0, largest_component=not args.keep_fragments, series=args.series)
         except DccsegError as exc:
             if not batch:
                 raise
@@ -62,12 +63,12 @@ def run(args, progress: Progress) -> int:
     return 0
 
 
-def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0, largest_component: bool = True) -> dict[str, float]:
+def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0, largest_component: bool = True, series: str | None = None) -> dict[str, float]:
     """Read, segment and write one case; logs and returns the seconds of each stage."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     progress.update("load", 0.5, f"reading {job.source.name}")
-    ct = read_image(job.source)
+    ct = read_image(job.source, log=progress.log, series=series, compact=True)
     timings["load"] = extra_load + time.perf_counter() - start
     progress.update("load", 1.0, f"{'x'.join(str(s) for s in ct.size_xyz)} voxels")
     labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component)
