@@ -7,7 +7,8 @@ writer goes through :func:`dccseg.fileutil.atomic_output`. Bad input raises a on
 
 from .ct_check import check_ct
 from .images import IMAGE_SUFFIXES, read_image, write_image
-from .labels import LABEL_SUFFIXES, check_label_ids, read_labelmap, write_labelmap
+from .label_reading import read_labelmap
+from .labels import LABEL_SUFFIXES, check_label_ids, write_labelmap
 from .organ_names import organ_for_name
 from .segmentation import read_segmentation, write_output, write_segmentation
 
