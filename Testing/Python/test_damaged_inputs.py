@@ -163,11 +163,15 @@ def test_nan_padding_is_outside_the_scan_and_organs_stay(capsys, tmp_path, crop)
     status, _, _ = run_segment(capsys, tmp_path / "ct.nii.gz", tmp_path / "clean.nii.gz")
     assert status == 0
     padded = crop.array.astype(np.float32)
-    padded[:, :12, :] = np.nan  # a band of NaN across the front, as other tools' resampling leaves it
-    padded[:, -5:, :] = np.inf
+    y, x = np.ogrid[: crop.shape[1], : crop.shape[2]]
+    outside = ((y - 50) / 50) ** 2 + ((x - 61) / 61) ** 2 > 1  # the corners outside the reconstruction circle
+    mask = outside[None] & (padded < -900)
+    padded[mask] = np.nan  # as other tools' resampling leaves it
+    padded[mask & (x < 10)] = np.inf
     sitk.WriteImage(Volume(padded, crop.spacing, crop.origin, crop.direction).to_sitk(), str(tmp_path / "nan.nii.gz"))
     status, records, _ = run_segment(capsys, tmp_path / "nan.nii.gz", tmp_path / "nan-seg.nii.gz")
-    count = 24 * 17 * 122
+    count = int(mask.sum())
+    assert count > 10000
     assert status == 0 and any(m.startswith(f"{tmp_path / 'nan.nii.gz'}: {count} NaN/infinite voxels") and "outside the scan" in m for m in messages(records))
     clean, repaired = io.read_labelmap(tmp_path / "clean.nii.gz"), io.read_labelmap(tmp_path / "nan-seg.nii.gz")
     assert repaired.same_grid(clean) and liver_dice(clean.array, repaired.array) >= 0.99
@@ -222,6 +226,17 @@ def test_two_series_in_one_folder_listed_and_chosen(capsys, tmp_path, crop):
     assert status == 0 and io.read_labelmap(tmp_path / "picked.nii.gz").shape == (8, 101, 122)
     assert "reading series 1, chosen with --series; pass --series NUMBER or --series UID to read another" in messages(records)
     assert_stop(capsys, folder, tmp_path / "none.nii.gz", r"--series 3: no such series .*give a number from 1 to 2", "--series", "3")
+
+
+def test_dataset_add_takes_the_series_asked_for(capsys, tmp_path):
+    folder = tmp_path / "dicom"
+    write_dicom_series(make_ct((6, 16, 16)), folder, series_uid="1.2.3.6")
+    write_dicom_series(make_ct((4, 12, 12), origin=(0.0, 0.0, 400.0)), folder, series_uid="1.2.3.4", prefix="other")
+    for series, shape in ((None, (6, 16, 16)), ("1", (4, 12, 12))):
+        target = tmp_path / f"dataset-{series}"
+        status = main(["dataset", "add", str(target), "--image", str(folder), "--phase", "arterial", "--id", "case", *(["--series", series] if series else [])])
+        assert status == 0 and io.read_image(target / "images" / "case.nii.gz").shape == shape
+    assert "reading series 2, the axial CT series with the most slices" in capsys.readouterr().err
 
 
 def test_localizer_and_duplicate_files_are_dropped_and_reported(tmp_path):

@@ -8,7 +8,7 @@ from ..errors import DccsegError
 from ..volume import Volume
 
 BYTES_PER_VOXEL = 4.0
-"""Beyond the CT itself, the label map, the float16 best-score map and the restored copy (measured on a 512x512x2000 CT)."""
+"""Beyond the CT itself, per input voxel: the uint8 label map (1), the float16 best-score map (2) and a uint8 copy (1)."""
 BASE_BYTES = 1 << 30
 """PyTorch, the networks and the working grids."""
 MEMINFO = Path("/proc/meminfo")
