@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "phase",
     "models",
     "evaluate",
+    "diagnose",
     "train",
     "segment",
     "ablation",

@@ -69,6 +69,8 @@ class Case:
     reviewer: str = ""
     added: str = ""
     replaced: list[str] = field(default_factory=list)
+    subject: str = ""
+    """The patient (or body) the scan shows: several phases of one patient share it; evaluation groups by it."""
 
     def to_record(self, root: Path) -> dict[str, Any]:
         """The case as stored in ``dataset.json`` (paths relative to ``root``, POSIX style)."""
@@ -82,6 +84,7 @@ class Case:
             "reviewer": self.reviewer,
             "added": self.added,
             "replaced": list(self.replaced),
+            "subject": self.subject,
         }
 
     @classmethod
@@ -97,6 +100,7 @@ class Case:
             reviewer=str(record.get("reviewer", "")),
             added=str(record.get("added", "")),
             replaced=[str(p) for p in record.get("replaced", [])],
+            subject=str(record.get("subject", "")),
         )
 
 
@@ -188,6 +192,7 @@ class Dataset:
         notes: str = "",
         reviewer: str = "",
         replace: bool = False,
+        subject: str = "",
     ) -> Case:
         """Store a checked image/label pair as case ``case_id`` and save ``dataset.json``.
 
@@ -217,7 +222,7 @@ class Dataset:
             if label_path is not None:
                 ensure_writable_dir(label_path.parent)
                 os.replace(staging / "label.nii.gz", label_path)
-            case = Case(case_id, image_path, label_path, phase, source, notes, reviewer, now_iso(), history)
+            case = Case(case_id, image_path, label_path, phase, source, notes, reviewer, now_iso(), history, subject)
             self.cases = [c for c in self.cases if c.id != case_id] + [case]
             self.save()
         finally:
@@ -246,6 +251,7 @@ class Dataset:
         source: str = "",
         notes: str = "",
         reviewer: str = "",
+        subject: str = "",
         replace: bool = False,
         log: Log | None = None,
         series: str | None = None,
@@ -258,4 +264,4 @@ class Dataset:
             raise DccsegError(f"case '{case_id}' already exists in {self.root}; choose another --id or pass --replace to keep the old one under replaced/")
         image = read_image(image_path, log=log, series=series)
         label = read_labelmap(label_path, reference=image) if label_path is not None else None
-        return self.add_volumes(case_id, image, label, phase, source=source or str(image_path), notes=notes, reviewer=reviewer, replace=replace)
+        return self.add_volumes(case_id, image, label, phase, source=source or str(image_path), notes=notes, reviewer=reviewer, replace=replace, subject=subject)

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from .volume import Volume
 
@@ -112,7 +111,9 @@ def _resample_to_grid(volume: Volume, size, spacing, origin, direction, is_label
     return _resample_in_slabs(volume, size, spacing, origin, direction, is_label, default)
 
 
-def _resample_image(volume: Volume, size, spacing, origin, direction, is_label: bool, default: float) -> sitk.Image:
+def _resample_image(volume: Volume, size, spacing, origin, direction, is_label: bool, default: float):
+    import SimpleITK as sitk  # loaded on first use: training on a GPU machine runs without it
+
     image = volume.to_sitk()
     if not is_label and image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
         image = sitk.Cast(image, sitk.sitkFloat32)
@@ -154,8 +155,8 @@ def _resample_in_slabs(volume: Volume, size, spacing, origin, direction, is_labe
         crop_origin = np.asarray(volume.origin) + np.asarray(volume.direction).reshape(3, 3) @ (np.asarray(volume.spacing) * [b.start for b in box[::-1]])
         crop = Volume(volume.array[box], volume.spacing, tuple(crop_origin.tolist()), volume.direction)
         slab_origin = np.asarray(origin) + axes[:, 2] * first
-        part = _resample_image(crop, (size[0], size[1], last - first), spacing, slab_origin, direction, is_label, default)
-        out[first:last] = sitk.GetArrayViewFromImage(part)
+        part = Volume.from_sitk(_resample_image(crop, (size[0], size[1], last - first), spacing, slab_origin, direction, is_label, default))
+        out[first:last] = part.array
     return Volume(out, tuple(float(v) for v in spacing), tuple(float(v) for v in origin), tuple(float(v) for v in direction))
 
 

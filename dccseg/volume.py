@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
+
+if TYPE_CHECKING:  # SimpleITK loads on first use: training on a GPU machine runs without it
+    import SimpleITK as sitk
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class Volume:
 
     @classmethod
     def from_sitk(cls, image: sitk.Image) -> "Volume":
+        import SimpleITK as sitk
+
         return cls(
             array=sitk.GetArrayFromImage(image),
             spacing=tuple(float(v) for v in image.GetSpacing()),
@@ -32,6 +37,8 @@ class Volume:
         )
 
     def to_sitk(self) -> sitk.Image:
+        import SimpleITK as sitk
+
         image = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
         image.SetSpacing(self.spacing)
         image.SetOrigin(self.origin)

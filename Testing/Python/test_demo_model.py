@@ -56,3 +56,13 @@ def test_labelmap_output_has_organ_ids(tmp_path):
     _segment(output, "--organs", "liver,spleen", "--fast")
     values = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(output)))).tolist())
     assert values <= {0, 1, 6} and {1, 6} <= values
+
+
+def test_demo_prints_its_dice_table_once(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "dccseg", "demo", "--output", str(tmp_path / "demo"), "--device", "cpu", "--progress", "none"],
+        capture_output=True, text=True, encoding="utf-8", timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (result.stdout + result.stderr).count("| **mean** |") == 1
+    assert (tmp_path / "demo" / "dice.md").read_text(encoding="utf-8").count("| **mean** |") == 1

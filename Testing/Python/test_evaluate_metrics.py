@@ -149,3 +149,17 @@ def test_a_cropped_prediction_is_padded_onto_the_reference_grid() -> None:
     shifted = Volume(cropped.array, cropped.spacing, (0.3, 0.0, 0.0), IDENTITY)
     with pytest.raises(DccsegError, match="not on the reference's grid"):
         align_to_reference(shifted, ref, "pred")
+
+
+def test_summary_groups_cases_by_subject():
+    from dccseg.evaluation.report import format_summary, summarize
+
+    def result(case, subject, dice):
+        return {"case": case, "phase": "arterial", "subject": subject, "dice_mean": dice, "hd95_mean": 1.0,
+                "organs": {"liver": {"dice": dice, "hd95": 1.0, "in_reference": True, "in_prediction": True}}}
+
+    summary = summarize([result("a1", "body-a", 0.9), result("a2", "body-a", 0.7), result("b1", "body-b", 0.5)])
+    assert summary["per_subject"]["body-a"]["dice_mean_of_cases"] == pytest.approx(0.8)
+    assert summary["per_subject"]["body-b"]["per_organ"]["liver"]["dice_mean"] == pytest.approx(0.5)
+    assert "Dice by subject" in format_summary(summary)
+    assert summarize([result("c", "", 0.4)])["per_subject"] == {}

@@ -23,7 +23,7 @@ def quick_template():
 def test_bundled_template_is_small_and_holds_the_organs_first():
     labels, names = load_template()
     assert labels.shape == (112, 101, 122) and labels.array.dtype == np.uint8
-    assert len(names) == 104 and names[0] == "spleen" and names[9] == "portal_vein_and_splenic_vein"
+    assert len(names) == 37 and names[0] == "spleen" and names[9] == "portal_vein_and_splenic_vein"  # 104 v1 structures, grouped
     assert set(np.unique(labels.array)) >= set(range(1, 14)) - {5}
 
 

@@ -6,49 +6,22 @@ import numpy as np
 import pytest
 import slicerio
 import SimpleITK as sitk
-import torch
+from tiny_models import register_tiny_model
 
 from dccseg.cli import main
 from dccseg.inference import segment_volume
 from dccseg.io import read_labelmap, write_image
-from dccseg.networks import CoarseConfig, RefineConfig, build_coarse_net, build_refine_net
 from dccseg.organs import ORGAN_BY_KEY
 from dccseg.phantoms.procedural import procedural_phantom
-from dccseg.preprocess import IntensityConfig
-from dccseg.store import ModelCard, ModelStore, load_model
+from dccseg.store import ModelStore, load_model
 from dccseg.volume import Volume
 
 OBLIQUE_FLIPPED = tuple((np.array([[0.0, -1.0, 0.0], [np.cos(0.3), 0.0, -np.sin(0.3)], [np.sin(0.3), 0.0, np.cos(0.3)]])).reshape(-1))
 
 
-def _tiny_card(name: str = "tiny-seg") -> ModelCard:
-    preprocessing = {
-        "intensity": IntensityConfig().to_dict(),
-        "coarse_spacing": [8.0, 8.0, 8.0],
-        "refine_spacing": [6.0, 6.0],
-        "refine_slice_thickness": 10.0,
-        "patch_size": 16,
-        "patches_per_slice": 2,
-        "fast_patches_per_slice": 1,
-    }
-    refine = RefineConfig.tiny()
-    refine = RefineConfig.from_dict({**refine.to_dict(), "patch_size": 16})
-    architecture = {"coarse": CoarseConfig.tiny().to_dict(), "refine": refine.to_dict()}
-    return ModelCard(name=name, version="0.0.1", preprocessing=preprocessing, architecture=architecture, training={"data": {"cases": 0}, "data_hash": "none"})
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    torch.manual_seed(0)
-    card = _tiny_card()
-    coarse = build_coarse_net(CoarseConfig.from_dict(card.architecture["coarse"]))
-    with torch.no_grad():  # bias the untrained coarse net towards foreground so organs are present
-        last = [m for m in coarse.modules() if isinstance(m, torch.nn.Conv3d | torch.nn.ConvTranspose3d)][-1]
-        last.bias[0] -= 2.0
-    refine = build_refine_net(RefineConfig.from_dict(card.architecture["refine"]))
-    ModelStore(root).register(card, {"coarse": coarse.state_dict(), "refine": refine.state_dict()})
-    return root
+    return register_tiny_model(tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def run_add(args: argparse.Namespace, progress: Progress) -> int:
     dataset = Dataset.open_or_new(args.dir)
     case = dataset.add_case(
         args.image, args.label, args.phase, case_id=args.id, source=args.source or "", notes=args.notes or "",
-        reviewer=args.reviewer or "", replace=args.replace, log=progress.log, series=args.series,
+        reviewer=args.reviewer or "", replace=args.replace, log=progress.log, subject=args.subject or "", series=args.series,
     )
     progress.update("add", 1.0, f"case {case.id} stored")
     progress.close()
@@ -83,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     add.add_argument("--phase", required=True, choices=PHASES, help="contrast phase")
     add.add_argument("--id", help="case id (default: the image file name)")
     add.add_argument("--reviewer", help="who checked the label")
+    add.add_argument("--subject", help="patient or body the scan shows (phases of one patient share it; evaluation reports per subject)")
     add.add_argument("--notes", help="free text")
     add.add_argument("--source", help="where the case comes from (default: the image path)")
     add.add_argument("--replace", action="store_true", help="replace an existing case; the old one is kept under replaced/<id>/")

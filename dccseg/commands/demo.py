@@ -53,13 +53,14 @@ def run(args, progress: Progress) -> int:
         render_overlay(image, labels, args.output / f"{name}.png", title=f"{phase} ({how}) — dccseg {model.card.version}")
         results[phase] = {"seconds": round(seconds, 2), **evaluate_pair(labels, reference, ORGANS, case=name, phase=phase)}
     report = dice_table(results)
-    progress.log("\n" + report)
     with atomic_output(args.output / "dice.md") as tmp:
         tmp.write_text(f"# Demo: Dice against the reference labels\n\nModel {model.card.name}@{model.card.version}.\n\n{report}\n", encoding="utf-8")
     with atomic_output(args.output / "dice.json") as tmp:
         tmp.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(report)
-    print(f"\nresults in {args.output.resolve()}")
+    if progress.mode == "json":  # stdout carries JSON lines only
+        progress.log(report, table="dice", output=str(args.output.resolve()))
+    else:
+        print(f"{report}\n\nresults in {args.output.resolve()}")
     return 0
 
 

@@ -49,6 +49,12 @@ def describe(entry: ModelEntry) -> str:
     lines += [f"    {key:<26}{value:.3f}" for key, value in per_organ.items() if isinstance(value, (int, float))]
     if card.speed:
         lines.append(f"  speed:         {json.dumps(card.speed)}")
+    lines.append(f"  refine skip:   {', '.join(card.refine_skip) or 'none (every organ is refined)'}")
+    if card.stage_metrics:
+        from ..evaluation.stages import format_stage_table
+
+        for name, summary in card.stage_metrics.items():
+            lines += ["", f"  stage-wise Dice, {name}:", *(f"    {line}" for line in format_stage_table(summary).splitlines())]
     return "\n".join(lines)
 
 

@@ -12,14 +12,25 @@ from ..errors import DccsegError
 from ..fileutil import strip_suffix
 from ..io import read_image, read_labelmap, write_image
 from ..phantoms import CONTRAST_PHASES, load_templates, procedural_phantom, simulate_phase, synthesize_from_labels
+from ..phantoms.field_of_view import FieldOfViewSettings
+from ..phantoms.pathology import PathologySettings
 from ..phantoms.synthesis import prepared
+from ..phantoms.templates import BODY_SPLIT, BUNDLED
 from ..progress import Progress
 from ..volume import Volume
+
+
+ANY_PHASE = "any"
+
+
+TRAINING_BODIES = "training-bodies"
 
 
 def _phases(text: str) -> list[str]:
     if text == "all":
         return list(CONTRAST_PHASES)
+    if text == ANY_PHASE:
+        return [ANY_PHASE]
     phases = [p.strip() for p in text.split(",") if p.strip()]
     unknown = [p for p in phases if p not in CONTRAST_PHASES]
     if unknown or not phases:
@@ -37,11 +48,11 @@ def _shape(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
-def _store(dataset: Dataset, case_id: str, ct: Volume, labels: Volume, phase: str, source: str, notes: str) -> None:
+def _store(dataset: Dataset, case_id: str, ct: Volume, labels: Volume, phase: str, source: str, notes: str, subject: str = "") -> None:
     if dataset.case(case_id) is not None:
         raise DccsegError(f"{dataset.root} already holds case '{case_id}'; use another --seed or another output folder")
     hu = ct.with_array(np.round(ct.array).astype(np.float32))
-    dataset.add_volumes(case_id, hu, labels, phase, source=source, notes=notes)
+    dataset.add_volumes(case_id, hu, labels, phase, source=source, notes=notes, subject=subject)
 
 
 def run_procedural(args: argparse.Namespace, progress: Progress) -> int:
@@ -55,27 +66,42 @@ def run_procedural(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def _template_names(text: str) -> list[str]:
+    """``--template``: one name or path, a comma-separated list, or ``training-bodies`` (the bundled bodies training may use)."""
+    if text == TRAINING_BODIES:
+        return list(BODY_SPLIT["train"])
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def run_synth(args: argparse.Namespace, progress: Progress) -> int:
     phases = _phases(args.phase)
     if args.count < 1:
         raise DccsegError("--count must be at least 1")
+    for option, value in (("--random-style", args.random_style), ("--pathology", args.pathology)):
+        if not 0.0 <= value <= 1.0:
+            raise DccsegError(f"{option} is a fraction of the anatomies between 0 and 1, not {value}")
     progress.update("synth", 0.0, "preparing the template anatomy")
-    templates = load_templates(args.template)
-    if not templates:
+    sources = [(name, template) for name in _template_names(args.template) for template in load_templates(name)]
+    if not sources:
         raise DccsegError(f"template '{args.template}' holds no label maps; give a dataset with labelled cases or a structure folder")
     spacing = tuple(float(v) for v in args.spacing.split(",")) if args.spacing else None
     dataset = Dataset.open_or_new(args.out_dir, name="synthetic CT")
-    tag = strip_suffix(Path(args.template)) if Path(args.template).exists() else args.template
     total = args.count * len(phases)
     for i in range(args.count):
-        labels_volume, names = templates[i % len(templates)]
+        name, (labels_volume, names) = sources[i % len(sources)]
+        tag = strip_suffix(Path(name)) if Path(name).exists() else name
         template = prepared(labels_volume, names)
         seed = args.seed * 100003 + i
+        rng = np.random.default_rng([seed, 1])
+        style = "random" if rng.uniform() < args.random_style else "realistic"
+        pathology = PathologySettings() if rng.uniform() < args.pathology else None
         for j, phase in enumerate(phases):
-            progress.update("synth", (i * len(phases) + j) / total, f"case {i + 1}/{args.count}, {phase}")
-            ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing)
-            notes = f"template {tag}, seed {seed}; same anatomy in every phase of this seed"
-            _store(dataset, f"synth-{tag}-{seed}-{phase}", ct, labels, phase, "dccseg phantom synth", notes)
+            phase = str(rng.choice(CONTRAST_PHASES)) if phase == ANY_PHASE else phase
+            progress.update("synth", (i * len(phases) + j) / total, f"case {i + 1}/{args.count}, {tag}, {phase}")
+            view = None if args.whole_view else FieldOfViewSettings()
+            ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style, field_of_view=view, pathology=pathology)
+            notes = f"template {tag}, seed {seed}, {style} HU{', pathology' if pathology else ''}; same anatomy in every phase of this seed"
+            _store(dataset, f"synth-{tag}-{seed}-{phase}", ct, labels, phase, "dccseg phantom synth", notes, subject=tag)
     progress.update("synth", 1.0, f"{total} case(s) in {dataset.root}")
     return 0
 
@@ -105,10 +131,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     synth = sub.add_parser("synth", parents=[common], help="synthetic CT from template anatomy (deformed, rendered per phase), as a dataset folder")
     synth.add_argument("out_dir", help="dataset folder (new, empty, or an existing dataset to add to)")
-    synth.add_argument("--phase", default="all", help=f"contrast phase(s) rendered for each anatomy: {phases} (default all)")
-    synth.add_argument("--count", type=int, default=4, help="number of random anatomies (default 4)")
+    synth.add_argument("--phase", default="all", help=f"contrast phase(s) rendered for each anatomy: {phases}, or {ANY_PHASE} (one random phase each; default all)")
+    synth.add_argument("--count", type=int, default=4, help="number of random anatomies, drawn from the templates in turn (default 4)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same cases")
-    synth.add_argument("--template", default="totalseg_example", help="bundled template name, a structure-mask folder, a labelmap, or a dataset folder")
+    synth.add_argument("--template", default="totalseg_example", help=f"bundled body ({', '.join(BUNDLED)}), {TRAINING_BODIES}, a structure-mask folder, a labelmap, a dataset folder, or a comma-separated list")
+    synth.add_argument("--whole-view", action="store_true", help="render every organ's whole z range and the whole axial plane (test sets); default: varied fields of view")
+    synth.add_argument("--pathology", type=float, default=0.0, help="fraction of anatomies drawn with pathology: lesions, masses, enlarged, shrunken or missing organs (default 0)")
+    synth.add_argument("--random-style", type=float, default=0.0, help="fraction of anatomies rendered with random HU per tissue (domain randomisation; default 0)")
     synth.add_argument("--spacing", default=None, help="output spacing x,y,z in mm (default: the template's)")
     synth.set_defaults(func=run_synth)
 

@@ -27,7 +27,9 @@ def register(subparsers, common) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where to run (auto: the GPU when there is one)")
     parser.add_argument("--organs", default=None, help="comma-separated organ subset, e.g. liver,spleen or 6,1 (default: all)")
     parser.add_argument("--keep-fragments", action="store_true", help="keep every connected piece of an organ (default: only the largest, for all but the pancreas and the portal/splenic vein)")
-    parser.add_argument("--fast", action="store_true", help="one patch per organ and slice instead of the model's K (faster, a little less accurate)")
+    parser.add_argument("--fast", action="store_true", help="refine one patch per organ and slice instead of the model's K: the refine stage, most of the "
+                        "run time, is 2-4x faster, at the cost of coarser borders where patches do not overlap (demo model on the bundled CT: see docs/diagnose.md); "
+                        "organs listed in the card's refine_skip are never refined, fast or not")
     parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES, help="output format for folder/dataset input (default .seg.nrrd)")
     parser.add_argument("--series", default=None, help="DICOM folder holding several series: the series to read, by its number in the listing or its UID (default: the axial CT series with the most slices)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (otherwise an existing output is an error, or skipped in a batch)")

@@ -1,4 +1,4 @@
-"""Aggregating per-case results (per organ, per case, per phase) and printing them as tables.
+"""Aggregating per-case results (per organ, per case, per phase, per subject) and printing them as tables.
 
 Two overall Dice figures are reported because the paper's tables mix them (method.md §1.9):
 ``dice_mean_of_cases`` (mean over organs per case, then over cases; the Wilcoxon test pairs
@@ -50,6 +50,7 @@ def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for result in results:
         organs += [key for key in result["organs"] if key not in organs]
     phases = sorted({r.get("phase", "unknown") for r in results})
+    subjects = sorted({r["subject"] for r in results if r.get("subject")})
     return {
         **_aggregate(results, organs),
         "organs": organs,
@@ -58,6 +59,7 @@ def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
             for r in results
         ],
         "per_phase": {phase: _aggregate([r for r in results if r.get("phase", "unknown") == phase], organs) for phase in phases},
+        "per_subject": {subject: _aggregate([r for r in results if r.get("subject") == subject], organs) for subject in subjects},
     }
 
 
@@ -82,12 +84,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         for key, s in summary["per_organ"].items()
     ]
     lines = _table(("organ", "n", "Dice", "±sd", "HD95 mm", "missed", "false+"), rows)
-    phases = summary["per_phase"]
-    if len(phases) > 1:
-        header = ("Dice by phase", *(f"{p} (n={s['n_cases']})" for p, s in phases.items()))
-        phase_rows = [(key, *(_number(s["per_organ"][key]["dice_mean"], 3) for s in phases.values())) for key in summary["organs"]]
-        phase_rows.append(("mean of cases", *(_number(s["dice_mean_of_cases"], 3) for s in phases.values())))
-        lines += ["", *_table(header, phase_rows)]
+    for title, groups in (("Dice by phase", summary["per_phase"]), ("Dice by subject", summary.get("per_subject", {}))):
+        if len(groups) > 1:
+            header = (title, *(f"{g} (n={s['n_cases']})" for g, s in groups.items()))
+            group_rows = [(key, *(_number(s["per_organ"][key]["dice_mean"], 3) for s in groups.values())) for key in summary["organs"]]
+            group_rows.append(("mean of cases", *(_number(s["dice_mean_of_cases"], 3) for s in groups.values())))
+            lines += ["", *_table(header, group_rows)]
     lines += [
         "",
         f"cases: {summary['n_cases']}",

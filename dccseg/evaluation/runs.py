@@ -60,6 +60,6 @@ def evaluate_dataset(dataset_dir: str | os.PathLike, model: Any, organs: Sequenc
         prediction = segment_volume(ct, model, organs=organs, fast=fast)
         if out_dir is not None:
             write_output(prediction, out_dir / f"{case.id}.nii.gz")
-        results.append(evaluate_pair(prediction, reference, organs, case=case.id, phase=case.phase))
+        results.append({**evaluate_pair(prediction, reference, organs, case=case.id, phase=case.phase), "subject": case.subject})
     progress.update("evaluate", 1.0, f"{len(cases)} case(s)")
     return results

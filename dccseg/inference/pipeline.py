@@ -4,11 +4,15 @@ The steps (method.md §1.8) run on two working grids in canonical orientation: t
 (``coarse_spacing``) and the refine grid (in-plane ``refine_spacing``, slices at
 ``refine_slice_thickness`` or native). Only uint8 labels and one normalised float32 image per grid
 are held at once; the refine votes live in per-organ bounding boxes (dccseg.fusion).
+Organs in the card's ``refine_skip`` are not refined: their coarse labels are restored to the
+input grid directly. ``labels_from_prior`` runs everything after the coarse network from any
+coarse-grid label map (``dccseg.inference.stages`` feeds it a reference for the oracle prior).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -40,16 +44,19 @@ def segment_volume(
     batch_size: int | None = None,
     timings: dict[str, float] | None = None,
     largest_component: bool = True,
+    refine_skip: Iterable[int] | None = None,
 ) -> Volume:
     """Segment ``ct`` (HU) with a loaded model; returns a uint8 label map (ids 1..13) on ``ct``'s exact grid.
 
     ``organs`` limits refinement and output to those organs (default: all the model has);
     ``fast`` uses the card's ``fast_patches_per_slice``; ``timings`` (if given) receives the
     seconds of the "coarse", "refine" and "fuse" stages; ``largest_component`` keeps one
-    connected piece per organ (``dccseg.postprocess``).
+    connected piece per organ (``dccseg.postprocess``); ``refine_skip`` (organ ids, default the
+    card's ``refine_skip``) are not refined: their coarse labels go straight to the input grid.
     """
     settings = InferenceSettings.from_card(model.card.preprocessing, fast)
-    wanted = _organ_labels(model, organs)
+    wanted = wanted_organ_labels(model, organs)
+    skip = model.card.refine_skip_labels if refine_skip is None else set(refine_skip)
     times = timings if timings is not None else {}
     start = time.perf_counter()
 
@@ -60,29 +67,82 @@ def segment_volume(
     times["coarse"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    image, grid = _refine_image(canonical, settings)
+    image = RefineImage.of(canonical, settings) if set(wanted) - skip else None
     canonical = geometry_only(canonical)  # frees the full-resolution copy; only its grid is needed below
-    labels = resample_like(coarse, grid, is_label=True).array
-    del coarse
-    accumulators = refine_votes(image, labels, wanted, model, settings, progress, batch_size)
-    del image, labels
-    times["refine"] = time.perf_counter() - start
+    image_seconds = time.perf_counter() - start
+    on_canonical = labels_from_prior(coarse, canonical, image, wanted, skip, model, settings, progress, batch_size, times, largest_component)
+    times["refine"] += image_seconds
+    return orientation.restore(on_canonical)
 
+
+@dataclass(frozen=True)
+class RefineImage:
+    """The normalised image (Z, H, W) float32 on the refine grid, and that grid (geometry only)."""
+
+    image: torch.Tensor
+    grid: Volume
+
+    @classmethod
+    def of(cls, canonical: Volume, settings: InferenceSettings) -> "RefineImage":
+        spacing = settings.refine_grid_spacing(canonical.spacing[2])
+        on_grid = resample(canonical, spacing, is_label=False)
+        return cls(torch.from_numpy(normalize_ct(on_grid.array, settings.intensity)), geometry_only(on_grid))
+
+
+def labels_from_prior(
+    prior: Volume,
+    target: Volume,
+    image: RefineImage | None,
+    wanted: list[int],
+    skip: set[int],
+    model: Any,
+    settings: InferenceSettings,
+    progress: Progress = QUIET,
+    batch_size: int | None = None,
+    timings: dict[str, float] | None = None,
+    largest_component: bool = True,
+) -> Volume:
+    """Refine -> fusion -> ``target``'s grid (canonical), starting from a coarse-grid label map ``prior``.
+
+    The organs of ``wanted`` not in ``skip`` are refined with ``prior`` as their attention channel
+    (``image`` is needed only for them); the skipped ones are ``prior``'s own labels, restored to
+    ``target`` the same way (both after ``largest_component``, competing voxel by voxel).
+    ``timings`` receives the "refine" and "fuse" seconds.
+    """
+    times = timings if timings is not None else {}
+    refined_organs = [label for label in wanted if label not in skip]
+    kept_organs = [label for label in wanted if label in skip]
     start = time.perf_counter()
-    progress.update("fuse", 0.0, "majority vote")
-    refined = fuse(grid.shape, accumulators).cpu().numpy() if accumulators else np.zeros(grid.shape, dtype=np.uint8)
-    del accumulators
+    sources = []
+    if refined_organs:
+        if image is None:
+            raise ValueError("refining organs needs the refine image")
+        labels = resample_like(prior, image.grid, is_label=True).array
+        accumulators = refine_votes(image.image, labels, refined_organs, model, settings, progress, batch_size)
+        del labels
+        times["refine"] = time.perf_counter() - start
+        start = time.perf_counter()
+        progress.update("fuse", 0.0, "majority vote")
+        refined = fuse(image.grid.shape, accumulators).cpu().numpy() if accumulators else np.zeros(image.grid.shape, dtype=np.uint8)
+        del accumulators
+        sources.append(image.grid.with_array(refined))
+    else:
+        progress.update("refine", 1.0, "refinement skipped for every organ (refine_skip)")
+        times["refine"] = 0.0
+    if kept_organs:
+        sources.append(prior.with_array(np.where(np.isin(prior.array, kept_organs), prior.array, 0).astype(np.uint8)))
     if largest_component:
-        keep_largest_components(refined)
+        for source in sources:
+            keep_largest_components(source.array)
     progress.update("fuse", 0.5, "back to the input grid")
-    on_canonical = restore_labels(grid.with_array(refined), canonical)
-    result = orientation.restore(on_canonical)
+    result = restore_labels(sources, target)
     progress.update("fuse", 1.0, "done")
     times["fuse"] = time.perf_counter() - start
     return result
 
 
-def _organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]:
+def wanted_organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]:
+    """The sorted ids of ``organs`` (default: all the model segments); one the model lacks is a DccsegError."""
     available = {o.label for o in model.card.organ_objects}
     if organs is None:
         return sorted(available)
@@ -120,14 +180,6 @@ def _coarse_logits(net: torch.nn.Module, x: torch.Tensor, divisor: int) -> torch
         if roi == tuple(padded.shape[-3:]):
             return net(padded).float()
         return sliding_window_inference(padded, roi, 1, lambda t: net(t).float(), overlap=0.25, mode="gaussian")
-
-
-def _refine_image(canonical: Volume, settings: InferenceSettings) -> tuple[torch.Tensor, Volume]:
-    """The normalised image (Z, H, W) float32 on the refine grid, and that grid (geometry only)."""
-    spacing = settings.refine_grid_spacing(canonical.spacing[2])
-    on_grid = resample(canonical, spacing, is_label=False)
-    image = torch.from_numpy(normalize_ct(on_grid.array, settings.intensity))
-    return image, geometry_only(on_grid)
 
 
 def geometry_only(volume: Volume) -> Volume:

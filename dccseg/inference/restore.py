@@ -3,9 +3,13 @@
 Nearest-neighbour resampling would copy the refine grid's 1.5 mm x 3 mm staircase onto a
 0.8 mm scan. Instead each organ's binary mask is linearly interpolated inside its bounding box,
 and a voxel goes to the organ whose interpolated mask is highest, when that is at least 0.5.
+Several label maps on different grids (refined organs on the refine grid, organs whose refinement
+the model skips on the coarse grid) compete voxel by voxel in the same way.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -13,18 +17,25 @@ import SimpleITK as sitk
 from ..volume import Volume
 
 
-def restore_labels(labels: Volume, target: Volume) -> Volume:
-    """``labels`` (uint8, ids > 0) resampled onto ``target``'s grid (its array is not used)."""
+def restore_labels(labels: Volume | Sequence[Volume], target: Volume) -> Volume:
+    """``labels`` (uint8, ids > 0; one map or several on their own grids) resampled onto ``target``'s grid (its array is not used)."""
     out = np.zeros(target.shape, dtype=np.uint8)
     best = np.full(target.shape, 0.5, dtype=np.float16)  # half the memory of float32; 0.5..1 is kept to 1/2048
     target_image = _geometry(target)
+    for source in [labels] if isinstance(labels, Volume) else labels:
+        _restore_into(source, target_image, out, best)
+    return target.with_array(out)
+
+
+def _restore_into(labels: Volume, target_image: sitk.Image, out: np.ndarray, best: np.ndarray) -> None:
+    """Write each organ of ``labels`` where its interpolated mask beats ``best`` (both updated in place)."""
     for label in np.unique(labels.array):
         if label == 0:
             continue
         mask = labels.array == label
         box = _bounding_box(mask, margin=2, shape=mask.shape)
         region = _crop(labels, mask.astype(np.float32), box)
-        target_box = _target_box(region, target_image, target.shape)
+        target_box = _target_box(region, target_image, out.shape)
         if target_box is None:
             continue
         reference = _sub_grid(target_image, target_box)
@@ -33,7 +44,6 @@ def restore_labels(labels: Volume, target: Volume) -> Volume:
         wins = values >= best[window]
         best[window][wins] = values[wins]
         out[window][wins] = label
-    return target.with_array(out)
 
 
 def _geometry(volume: Volume) -> sitk.Image:

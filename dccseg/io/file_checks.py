@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DccsegError
+from .nifti_direction import nearest_orthonormal
 
 CHUNK = 1 << 22
 NIFTI1_HEADER, NIFTI2_HEADER = 348, 540
 QFORM_SFORM_TOLERANCE_MM = 1.0
-"""The two NIfTI orientations may place a corner of the volume at most this far apart."""
+"""The two NIfTI orientations may place a corner of the volume at most this far apart (after squaring a slightly sheared sform)."""
 
 
 FLOAT_TYPES = {16: "f4", 64: "f8"}
@@ -115,6 +116,14 @@ def _forms(order: str, header: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     return qform, sform
 
 
+def _squared(form: np.ndarray) -> np.ndarray:
+    """``form`` with its axes made orthonormal (voxel sizes kept), as :mod:`dccseg.io.nifti_direction` reads a slightly sheared sform."""
+    spacing = np.linalg.norm(form[:3, :3], axis=0)
+    squared = form.copy()
+    squared[:3, :3] = nearest_orthonormal(form[:3, :3] / spacing) * spacing
+    return squared
+
+
 def _corner_distance(a: np.ndarray, b: np.ndarray, dims: np.ndarray) -> float:
     corners = np.array([[i, j, k, 1.0] for i in (0, dims[1] - 1) for j in (0, dims[2] - 1) for k in (0, max(dims[3], 1) - 1)])
     return float(np.max(np.linalg.norm((corners @ a.T - corners @ b.T)[:, :3], axis=1)))
@@ -144,7 +153,7 @@ def check_nifti(path: Path) -> np.ndarray | None:
         raise _negative_spacing(path, pixdim[1:4])
     forms = _forms(order, header) if size == NIFTI1_HEADER else None
     if forms is not None:
-        distance = _corner_distance(*forms, dims)
+        distance = _corner_distance(forms[0], _squared(forms[1]), dims)
         if distance > QFORM_SFORM_TOLERANCE_MM:
             raise DccsegError(
                 f"{path}: its two orientations (NIfTI qform and sform) place the volume up to {distance:.1f} mm apart, so where the patient lies "

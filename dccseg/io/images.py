@@ -15,6 +15,7 @@ from .ct_check import check_ct
 from .dicom import Log, read_dicom_series
 from .file_checks import check_metaimage, check_nifti
 from .library_messages import library_messages
+from .nifti_direction import read_nifti_with_repaired_axes
 from .volume_checks import check_spacing, replace_non_finite
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -32,6 +33,10 @@ def _read_file(path: Path, log: Log | None) -> sitk.Image:
         with library_messages() as messages:
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
+        if "orthonormal" in str(exc) and full_suffix(path) in (".nii", ".nii.gz"):
+            if log is not None:
+                log(f"{path.name}: its voxel axes are slightly off square; read with the nearest square axes (same spacing and origin)")
+            return read_nifti_with_repaired_axes(path)
         raise DccsegError(
             f"cannot read {path} as a {full_suffix(path)} image: the file is damaged or not an image; re-export it (e.g. from 3D Slicer) or check the path"
         ) from exc

@@ -1,6 +1,7 @@
 """Phase-aware synthetic CT: HU table, procedural phantom, label-driven synthesis, phase simulation."""
 
 from .hu_table import CONTRAST_PHASES, hu_range, sample_scan, sample_timed_scan, typical_scan
+from .pathology import PathologySettings, add_pathology
 from .phase_simulation import measure_organ_means, simulate_phase
 from .procedural import procedural_anatomy, procedural_phantom
 from .synthesis import prepare_template, synthesize_from_labels
@@ -8,6 +9,8 @@ from .templates import build_template_from_structure_dir, load_template, load_te
 
 __all__ = [
     "CONTRAST_PHASES",
+    "PathologySettings",
+    "add_pathology",
     "build_template_from_structure_dir",
     "hu_range",
     "load_template",

@@ -2,8 +2,9 @@
 
 A template is prepared once (``prepare_template``: compartments such as bone marrow, kidney medulla,
 stomach/bowel contents, and the distance from the body core that the body-wall layers are cut from),
-then every call of ``synthesize_from_labels`` draws a new field of view, body habitus, deformation,
-organ sizes, HU per tissue for the phase, texture, gas, bias, blur, resolution loss and noise.
+then every call of ``synthesize_from_labels`` draws a new field of view (``field_of_view``), body habitus,
+deformation, organ sizes, HU per tissue for the phase (with oral contrast or, in the domain-randomised style,
+random HU: ``scan_styles``), texture, gas, bias, blur and an acquisition protocol (``acquisition``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,22 @@ from typing import Sequence
 
 import numpy as np
 import scipy.ndimage as ndi
-import torch
 
 from ..errors import DccsegError
 from ..volume import Volume
+from ..organs import ORGAN_BY_KEY
+from .acquisition import AcquisitionSettings, acquire
 from .deformation import random_sampling_coordinates, warp_labels
+from .field_of_view import FieldOfViewSettings, choose_z_range, crop_in_plane
 from .hu_table import TISSUE_INDEX, ScanHU, sample_scan, sample_timed_scan
+from .pathology import PathologySettings, add_pathology
 from .render import add_gas, render_ct, smooth_noise
+from .scan_styles import randomise_scan, with_oral_contrast
 from .structures import HOLLOW, organ_label, structure_tissue
+
+STYLES = ("realistic", "random")
+"""``realistic``: HU from the phase table; ``random``: random HU per tissue (SynthSeg-style domain randomisation)."""
+ORAL_CONTRAST = 0.2
 
 LAYERS = ("visceral_fat", "visceral_soft", "wall_muscle", "subcutaneous_fat", "skin")
 _LAYER_TISSUE = {"visceral_fat": "fat", "visceral_soft": "soft_tissue", "wall_muscle": "muscle", "subcutaneous_fat": "fat", "skin": "soft_tissue"}
@@ -42,6 +51,7 @@ class PreparedTemplate:
     outside_mm: np.ndarray
     core: np.ndarray
     organ_z: tuple[int, int]
+    liver_z: tuple[int, int] | None
 
 
 def _interior_depth(mask: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
@@ -83,20 +93,16 @@ def prepare_template(labels: Volume, names: Sequence[str]) -> PreparedTemplate:
     for z in range(core.shape[0]):
         core[z] = ndi.binary_fill_holes(core[z])
     outside = ndi.distance_transform_edt(~core, sampling=spacing).astype(np.float32)
-    organ_slices = np.flatnonzero((np.array(organ_of, np.uint8)[codes] > 0).any(axis=(1, 2)))
-    organ_z = (int(organ_slices[0]), int(organ_slices[-1]) + 1) if organ_slices.size else (0, codes.shape[0])
+    organ_map = np.array(organ_of, np.uint8)[codes]
+    organ_z = _z_extent(organ_map > 0) or (0, codes.shape[0])
+    liver_z = _z_extent(organ_map == ORGAN_BY_KEY["liver"].label)
     tissue_lut = np.array([TISSUE_INDEX[t] for t in tissue_of], np.uint8)
-    return PreparedTemplate(labels, codes, tissue_lut, np.array(organ_of, np.uint8), layer_code, outside, core, organ_z)
+    return PreparedTemplate(labels, codes, tissue_lut, np.array(organ_of, np.uint8), layer_code, outside, core, organ_z, liver_z)
 
 
-def _random_z_range(t: PreparedTemplate, rng: np.random.Generator, organ_cut: float = 0.1) -> slice:
-    """A random field of view along z that keeps the organs' z range, less up to ``organ_cut`` at each end."""
-    nz = t.codes.shape[0]
-    low, high = t.organ_z
-    cut = int(organ_cut * (high - low))
-    z0 = int(rng.integers(0, low + cut + 1))
-    z1 = int(rng.integers(max(high - cut, z0 + 2), nz + 1))
-    return slice(z0, z1)
+def _z_extent(mask: np.ndarray) -> tuple[int, int] | None:
+    slices = np.flatnonzero(mask.any(axis=(1, 2)))
+    return (int(slices[0]), int(slices[-1]) + 1) if slices.size else None
 
 
 def _body_layers(t: PreparedTemplate, zs: slice, rng: np.random.Generator) -> np.ndarray:
@@ -147,15 +153,6 @@ def _organ_blobs(codes: np.ndarray, code_organ: np.ndarray, spacing: np.ndarray)
     return blobs
 
 
-def _degrade_resolution(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Simulate a coarser acquisition: average down by up to 2x along z and 1.5x in-plane, interpolate back."""
-    factors = np.array([rng.uniform(1.0, 2.0), *(rng.uniform(1.0, 1.5),) * 2])
-    small = tuple(max(2, int(round(n / f))) for n, f in zip(image.shape, factors))
-    tensor = torch.from_numpy(image)[None, None]
-    down = torch.nn.functional.adaptive_avg_pool3d(tensor, small)
-    return torch.nn.functional.interpolate(down, size=image.shape, mode="trilinear", align_corners=False)[0, 0].numpy()
-
-
 def synthesize_from_labels(
     template: Volume | PreparedTemplate,
     structure_names: Sequence[str] | None = None,
@@ -163,18 +160,29 @@ def synthesize_from_labels(
     seed: int = 0,
     output_spacing: tuple[float, float, float] | None = None,
     deform: bool = True,
+    style: str = "realistic",
+    field_of_view: FieldOfViewSettings | None = FieldOfViewSettings(),
+    acquisition: AcquisitionSettings = AcquisitionSettings(),
+    pathology: PathologySettings | None = None,
 ) -> tuple[Volume, Volume]:
     """One synthetic CT of ``phase`` from template anatomy; returns (CT in HU, organ labels 1..13).
 
     ``template`` is a structure labelmap (with ``structure_names``; prepared once and cached) or a
     ``prepare_template`` result. ``phase`` None draws a continuous timing between the four phases.
-    ``output_spacing`` (x, y, z mm) defaults to the template's. A random z crop (field of view) keeps
-    the organs' z range, less up to a tenth at each end.
+    ``output_spacing`` (x, y, z mm) defaults to the template's. ``field_of_view`` None keeps the organs' whole
+    z range and the whole axial plane; ``style`` is one of ``STYLES``; ``pathology`` adds lesions, masses and
+    enlarged, shrunken or missing organs (``dccseg.phantoms.pathology``).
     """
+    if style not in STYLES:
+        raise DccsegError(f"unknown synthesis style '{style}'; use one of {', '.join(STYLES)}")
     template = template if isinstance(template, PreparedTemplate) else prepared(template, structure_names or [])
     rng = np.random.default_rng(seed)
     geometry = template.geometry
-    zs = _random_z_range(template, rng)
+    slice_mm = float(geometry.spacing[2])
+    if field_of_view is None:
+        zs = slice(*template.organ_z)
+    else:
+        zs = choose_z_range(template.codes.shape[0], template.organ_z, template.liver_z, slice_mm, rng, field_of_view)
     codes = _body_layers(template, zs, rng)
     spacing = np.asarray(geometry.spacing[::-1], dtype=np.float64)
     out_spacing = spacing if output_spacing is None else np.asarray(output_spacing[::-1], dtype=np.float64)
@@ -184,18 +192,26 @@ def synthesize_from_labels(
         codes = warp_labels(codes, coords)
     elif out_shape != codes.shape:
         codes = warp_labels(codes, np.indices(out_shape, dtype=np.float32) * (out_spacing / spacing)[:, None, None, None])
-    tissue = add_gas(template.code_tissue[codes], rng, rng.uniform(0.05, 0.5))
+    tissue = add_gas(template.code_tissue[codes], rng, rng.uniform(0.05, 0.3))
+    labels = template.code_organ[codes]
+    if pathology is not None:
+        tissue, labels = add_pathology(tissue, labels, tuple(out_spacing), rng, pathology)
     scan: ScanHU = sample_timed_scan(rng) if phase is None else sample_scan(phase, rng)
-    image = render_ct(tissue, scan, tuple(out_spacing), rng, noise_sd=0.0)
-    if rng.uniform() < 0.5:
-        image = _degrade_resolution(image, rng)
-    image += rng.uniform(5.0, 20.0) * smooth_noise(image.shape, 0.6, rng)
-    out = _output_geometry(geometry, zs.start, zs.stop - zs.start, out_shape, out_spacing)
-    return out.with_array(np.clip(image, -1024, 3071).astype(np.float32)), out.with_array(template.code_organ[codes])
+    if rng.uniform() < ORAL_CONTRAST:
+        scan = with_oral_contrast(scan, rng)
+    if style == "random":
+        scan = randomise_scan(scan, rng)
+    image = acquire(render_ct(tissue, scan, tuple(out_spacing), rng, noise_sd=0.0), out_spacing, rng, acquisition)
+    start = (0, 0)
+    if field_of_view is not None:
+        image, labels, start = crop_in_plane(image, labels, out_spacing, rng, field_of_view)
+    out = _output_geometry(geometry, zs.start, zs.stop - zs.start, codes.shape, out_spacing, start, image.shape)
+    return out.with_array(image), out.with_array(labels)
 
 
-def _output_geometry(source: Volume, z0: int, keep: int, out_shape: tuple[int, int, int], out_spacing_zyx: np.ndarray) -> Volume:
-    """The output grid: same axes and centre as the z-cropped source grid, ``out_spacing`` voxels."""
+def _output_geometry(source: Volume, z0: int, keep: int, out_shape: tuple[int, int, int], out_spacing_zyx: np.ndarray,
+                     start_yx: tuple[int, int] = (0, 0), crop_shape: tuple[int, int, int] | None = None) -> Volume:
+    """The output grid: same axes and centre as the z-cropped source grid, ``out_spacing`` voxels, then cut in-plane at ``start_yx``."""
     matrix = np.asarray(source.direction).reshape(3, 3)
     src_size = np.array([source.shape[2], source.shape[1], keep], dtype=np.float64)
     src_spacing = np.asarray(source.spacing)
@@ -203,4 +219,6 @@ def _output_geometry(source: Volume, z0: int, keep: int, out_shape: tuple[int, i
     centre = crop_origin + matrix @ ((src_size - 1) / 2 * src_spacing)
     spacing_xyz = out_spacing_zyx[::-1]
     origin = centre - matrix @ ((np.asarray(out_shape[::-1], dtype=np.float64) - 1) / 2 * spacing_xyz)
-    return Volume(np.zeros(out_shape, np.uint8), tuple(float(s) for s in spacing_xyz), tuple(float(o) for o in origin), source.direction)
+    origin = origin + matrix @ (np.array([start_yx[1], start_yx[0], 0]) * spacing_xyz)
+    shape = crop_shape or out_shape
+    return Volume(np.zeros(shape, np.uint8), tuple(float(s) for s in spacing_xyz), tuple(float(o) for o in origin), source.direction)

@@ -6,6 +6,11 @@ crashing later inside the networks.
 
 ``metrics`` is free-form, with one convention the model list relies on: ``dice_mean`` (the
 mean Dice over organs per case, then over cases) and ``dice`` ({organ key: mean Dice}).
+
+Two optional fields (left out of the JSON when empty, so such cards stay readable by older dccseg):
+``refine_skip`` lists the organ keys whose refinement inference skips (the coarse result is used),
+``stage_metrics`` maps a set name (e.g. "validation", "s0009") to a stage table summary
+(``dccseg.evaluation.stages``: per organ and stage the Dice, see docs/diagnose.md).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ PREPROCESSING_KEYS = (
     "fast_patches_per_slice",
 )
 BUMPS = ("major", "minor", "patch")
+OPTIONAL_FIELDS = ("refine_skip", "stage_metrics")
+STAGE_COLUMNS = ("coarse", "refined", "oracle_prior", "oracle_refined")
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -87,6 +94,8 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     speed: dict[str, Any] = field(default_factory=dict)
     dccseg_version: str = __version__
+    refine_skip: list[str] = field(default_factory=list)
+    stage_metrics: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -99,6 +108,11 @@ class ModelCard:
     def organ_objects(self) -> list[Organ]:
         """The organs this model segments, as entries of the organ table."""
         return [ORGAN_BY_KEY[entry["key"]] for entry in self.organs]
+
+    @property
+    def refine_skip_labels(self) -> set[int]:
+        """The organ ids of ``refine_skip``."""
+        return {ORGAN_BY_KEY[key].label for key in self.refine_skip}
 
     @property
     def mean_dice(self) -> float | None:
@@ -127,6 +141,8 @@ class ModelCard:
         for key in ("metrics", "speed"):
             if not isinstance(getattr(self, key), dict):
                 raise DccsegError(f"model card {self.ref}: '{key}' must be a JSON object")
+        self._check_refine_skip()
+        check_stage_metrics(self.ref, self.stage_metrics)
 
     def _check_organs(self) -> None:
         if not isinstance(self.organs, list) or not self.organs:
@@ -143,6 +159,12 @@ class ModelCard:
             if key in seen:
                 raise DccsegError(f"model card {self.ref}: organ '{key}' is listed twice")
             seen.add(key)
+
+    def _check_refine_skip(self) -> None:
+        keys = [o["key"] for o in self.organs]
+        skip = self.refine_skip
+        if not isinstance(skip, list) or not all(isinstance(k, str) and k in keys for k in skip) or len(set(skip)) != len(skip):
+            raise DccsegError(f"model card {self.ref}: 'refine_skip' must be a list of distinct organ keys of this model ({', '.join(keys)})")
 
     def _check_preprocessing(self) -> None:
         pre = self.preprocessing
@@ -161,7 +183,11 @@ class ModelCard:
                 raise DccsegError(f"model card {self.ref}: preprocessing.{key} must be a positive integer")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in OPTIONAL_FIELDS:
+            if not data[key]:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> "ModelCard":
@@ -194,9 +220,28 @@ class ModelCard:
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    return _number(value) and value > 0
 
 
 def _check_positive_list(ref: str, key: str, value: Any, length: int) -> None:
     if not isinstance(value, (list, tuple)) or len(value) != length or not all(_positive(v) for v in value):
         raise DccsegError(f"model card {ref}: preprocessing.{key} must be a list of {length} positive numbers (mm)")
+
+
+def check_stage_metrics(ref: str, tables: Any) -> None:
+    """``stage_metrics`` is {set name: {"organs": {organ key: {stage: Dice in [0, 1] or null}}, ...}}."""
+    problem = f"model card {ref}: 'stage_metrics' must map a set name to a stage table from `dccseg diagnose --output`"
+    if not isinstance(tables, dict):
+        raise DccsegError(problem)
+    for name, table in tables.items():
+        organs = table.get("organs") if isinstance(table, dict) else None
+        if not isinstance(organs, dict) or not all(key in ORGAN_BY_KEY and isinstance(row, dict) for key, row in organs.items()):
+            raise DccsegError(f"{problem} (set '{name}' has no 'organs' table of organ keys)")
+        for key, row in organs.items():
+            for stage, value in row.items():
+                if stage not in STAGE_COLUMNS or not (value is None or (_number(value) and 0.0 <= value <= 1.0)):
+                    raise DccsegError(f"{problem} (set '{name}', {key}: '{stage}' must be one of {', '.join(STAGE_COLUMNS)} with a Dice in [0, 1])")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

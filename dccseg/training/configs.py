@@ -199,6 +199,8 @@ def with_overrides(config: TrainingConfig, **overrides: Any) -> TrainingConfig:
         part = getattr(config, stage)
         if name == "optimizer" and isinstance(value, str):
             value = optimizer_preset(value)
+        if name == "network" and isinstance(value, dict):  # as recorded in a run's JSON request
+            value = type(part.network).from_dict(value)
         config = dataclasses.replace(config, **{stage: dataclasses.replace(part, **{name: value})})
     return config
 
