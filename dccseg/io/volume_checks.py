@@ -9,8 +9,8 @@ import numpy as np
 from ..errors import DccsegError
 from ..volume import Volume
 
-SPACING_RANGE_MM = (0.01, 20.0)
-"""CT voxels are 0.2-1 mm in plane and 0.5-10 mm apart; outside this range the header's units or values are wrong."""
+SPACING_RANGE_MM = (0.01, 100.0)
+"""CT voxels are 0.2-1 mm in plane and 0.5-10 mm apart; outside this range (generous, for coarse test phantoms) the header's units or values are wrong."""
 
 
 def check_spacing(volume: Volume, source: str) -> None:
