@@ -129,7 +129,9 @@ def test_4d_image(capsys, tmp_path, crop):
     assert_stop(capsys, tmp_path / "ct.nii.gz", tmp_path / "out.seg.nrrd", r"4D image holding 2 volumes")
 
 
-@pytest.mark.parametrize("spacing, match", [((3.0, 3.0, 3000.0), "voxel spacing of 3x3x3000 mm, outside CT's"), ((0.0001, 3.0, 3.0), "voxel spacing of 0.0001x3x3 mm")])
+@pytest.mark.parametrize(
+    "spacing, match", [((3.0, 3.0, 3000.0), "voxel spacing of 3x3x3000 mm, outside CT's"), ((0.0001, 3.0, 3.0), "voxel spacing of 0.0001x3x3 mm")]
+)
 def test_implausible_spacing(capsys, tmp_path, crop, spacing, match):
     io.write_image(Volume(crop.array, spacing, crop.origin, crop.direction), tmp_path / "ct.nrrd")
     assert_stop(capsys, tmp_path / "ct.nrrd", tmp_path / "out.seg.nrrd", match)
@@ -188,7 +190,8 @@ def test_missing_slice_is_interpolated_and_organs_land_in_place(capsys, tmp_path
     assert status == 0
     status, records, _ = run_segment(capsys, tmp_path / "gap", tmp_path / "gap.nii.gz")
     assert status == 0
-    assert "gap: slice spacing is uneven (3.00 to 6.00 mm, 1 slice(s) missing): resampled by linear interpolation onto a regular 3.00 mm grid of 24 slices" in messages(records)
+    repair = "gap: slice spacing is uneven (3.00 to 6.00 mm, 1 slice(s) missing): resampled by linear interpolation onto a regular 3.00 mm grid of 24 slices"
+    assert repair in messages(records)
     complete, repaired = io.read_labelmap(tmp_path / "complete.nii.gz"), io.read_labelmap(tmp_path / "gap.nii.gz")
     assert repaired.same_grid(complete, tolerance=1e-3)
     kept = [k for k in range(24) if k != 11]
@@ -234,7 +237,8 @@ def test_dataset_add_takes_the_series_asked_for(capsys, tmp_path):
     write_dicom_series(make_ct((4, 12, 12), origin=(0.0, 0.0, 400.0)), folder, series_uid="1.2.3.4", prefix="other")
     for series, shape in ((None, (6, 16, 16)), ("1", (4, 12, 12))):
         target = tmp_path / f"dataset-{series}"
-        status = main(["dataset", "add", str(target), "--image", str(folder), "--phase", "arterial", "--id", "case", *(["--series", series] if series else [])])
+        chosen = ["--series", series] if series else []
+        status = main(["dataset", "add", str(target), "--image", str(folder), "--phase", "arterial", "--id", "case", *chosen])
         assert status == 0 and io.read_image(target / "images" / "case.nii.gz").shape == shape
     assert "reading series 2, the axial CT series with the most slices" in capsys.readouterr().err
 
@@ -293,7 +297,8 @@ def test_ct_too_large_for_free_memory_stops_up_front(capsys, tmp_path, crop, mon
     (tmp_path / "meminfo").write_text("MemTotal: 2048 kB\nMemAvailable: 1024 kB\n")
     monkeypatch.setattr(memory, "MEMINFO", tmp_path / "meminfo")
     io.write_image(crop, tmp_path / "ct.nii.gz")
-    assert_stop(capsys, tmp_path / "ct.nii.gz", tmp_path / "out.seg.nrrd", r"this 122x101x24 CT needs about 1\.0 GiB of memory but only 0\.0 GiB are free; crop it")
+    expected = r"this 122x101x24 CT needs about 1\.0 GiB of memory but only 0\.0 GiB are free; crop it"
+    assert_stop(capsys, tmp_path / "ct.nii.gz", tmp_path / "out.seg.nrrd", expected)
 
 
 # -- output -------------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ def volume_from_sitk(image: sitk.Image, source: str) -> Volume:
     size = image.GetSize()
     if image.GetDimension() == 4 and size[3] > 1:
         raise DccsegError(
-            f"{source} is a 4D image holding {size[3]} volumes (time points or phases); save the one volume you want as a 3D image (e.g. in 3D Slicer) and load that"
+            f"{source} is a 4D image holding {size[3]} volumes (time points or phases); "
+            "save the one volume you want as a 3D image (e.g. in 3D Slicer) and load that"
         )
     if image.GetDimension() == 4:
         image = image[:, :, :, 0]
@@ -143,7 +144,9 @@ def write_sitk(image: sitk.Image, path: str | os.PathLike) -> None:
     """Write a SimpleITK image atomically, compressed."""
     path = Path(path)
     _check_write_suffix(path)
-    failed = DccsegError(f"cannot write {path}: the image library failed to write it; check free disk space and that the location is writable (nothing was written)")
+    failed = DccsegError(
+        f"cannot write {path}: the image library failed to write it; check free disk space and that the location is writable (nothing was written)"
+    )
     with atomic_output(path) as tmp:
         with library_messages() as messages:
             try:
