@@ -7,8 +7,9 @@ from pathlib import Path
 from ..errors import DccsegError
 from ..volume import Volume
 
-BYTES_PER_VOXEL = 4.0
-"""Beyond the CT itself, per input voxel: the uint8 label map (1), the float16 best-score map (2) and a uint8 copy (1)."""
+BYTES_PER_VOXEL = 6.0
+"""Beyond the CT itself, per input voxel: the uint8 label map and its restored copy (2), and the float32 score map
+over the organs' box (4 where organs fill the scan; a fraction of that on a whole-body scan)."""
 BASE_BYTES = 1 << 30
 """PyTorch, the networks and the working grids."""
 MEMINFO = Path("/proc/meminfo")
