@@ -43,6 +43,41 @@ def make_sets(work: Path, shared: Path | None) -> dict[str, Path]:
     return sets
 
 
+def card_metrics(results: dict[str, dict]) -> dict[str, dict]:
+    """The model card's ``metrics.unseen``: Dice per organ, per phase and per body of every test set."""
+    out = {}
+    for name, document in results.items():
+        summary = document["summary"]
+        groups = {"per_subject": summary.get("per_subject", {})} if name == "unseen-real" else {"per_phase": summary["per_phase"], "per_subject": summary.get("per_subject", {})}
+        out[name] = {
+            "cases": summary["n_cases"], "dice_mean_of_organs": _round(summary["dice_mean_of_organs"]),
+            "dice_per_organ": {k: _round(v["dice_mean"]) for k, v in summary["per_organ"].items()},
+            **{key: {g: {"dice_mean_of_organs": _round(s["dice_mean_of_organs"]), "dice_per_organ": {k: _round(v["dice_mean"]) for k, v in s["per_organ"].items()}}
+                     for g, s in value.items()} for key, value in groups.items()},
+        }
+    return out
+
+
+def markdown_table(metrics: dict[str, dict]) -> str:
+    """Organs as rows; the synthetic test bodies, each phase and each real scan as columns."""
+    synthetic, real = metrics.get("unseen-synthetic", {}), metrics.get("unseen-real", {})
+    columns = [(f"synthetic {b}", s) for b, s in synthetic.get("per_subject", {}).items()]
+    columns += [(f"synthetic {p}", s) for p, s in synthetic.get("per_phase", {}).items()]
+    columns += [(f"real {b}", s) for b, s in real.get("per_subject", {}).items()]
+    organs = list(synthetic.get("dice_per_organ", {})) or list(real.get("dice_per_organ", {}))
+    rows = ["| organ | unseen synthetic | " + " | ".join(c for c, _ in columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for organ in organs:
+        cells = [synthetic.get("dice_per_organ", {}).get(organ)] + [s["dice_per_organ"].get(organ) for _, s in columns]
+        rows.append(f"| {organ} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + " |")
+    means = [synthetic.get("dice_mean_of_organs")] + [s["dice_mean_of_organs"] for _, s in columns]
+    rows.append("| **mean** | " + " | ".join("-" if v is None else f"**{v:.3f}**" for v in means) + " |")
+    return "\n".join(rows)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -52,10 +87,15 @@ def main() -> None:
     args = parser.parse_args()
     results = args.work / f"results-{Path(args.model).name}"
     results.mkdir(parents=True, exist_ok=True)
+    documents = {}
     for name, folder in make_sets(args.work, args.shared).items():
         out = results / f"{name}.json"
-        _dccseg("evaluate", "--dataset", str(folder), "--model", args.model, "--json-out", str(out), *(["--fast"] if args.fast else []))
-        print(name, json.dumps(json.loads(out.read_text(encoding="utf-8")).get("summary", {}), indent=1)[:2000])
+        if not out.exists():
+            _dccseg("evaluate", "--dataset", str(folder), "--model", args.model, "--json-out", str(out), *(["--fast"] if args.fast else []))
+        documents[name] = json.loads(out.read_text(encoding="utf-8"))
+    metrics = card_metrics(documents)
+    (results / "unseen.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    print(markdown_table(metrics))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,15 @@ HU per tissue) plus the bundled real non-contrast CT. The two test bodies (s0006
 Checkpoints are chosen on fresh anatomies of the training bodies; the card's figures come from the test bodies.
 
     python tools/train_release_model.py RUN --stage data              # ~10 min: RUN/coarse-data, RUN/refine-data
-    python tools/train_release_model.py RUN --stage coarse [--resume]  # ~75 min on one core
-    python tools/train_release_model.py RUN --stage refine [--resume]  # ~75 min on one core, at the same time
+    python tools/train_release_model.py RUN --stage coarse [--resume]  # ~45 min on one core (5 mm grid, 20 epochs)
+    python tools/train_release_model.py RUN --stage refine [--resume]  # ~70 min on one core, at the same time
     python tools/train_release_model.py RUN --stage combine            # RUN/model: the two stages as a model folder
+    dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
+    python tools/evaluate_unseen.py RUN/model WORK [--shared ../shared]                       # unseen bodies
+    python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json
 
-Then measure it on the unseen bodies with ``python tools/evaluate_unseen.py RUN/model ...``.
+About 2 h on the 2-core machine, every step resumable; `--stage select --coarse-run A B` compares coarse runs on
+their validation anatomies.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from dccseg.dataset import Dataset
 from dccseg.networks import CoarseConfig
+from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import Progress
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
@@ -30,9 +35,9 @@ from dccseg.training.pipeline import train_coarse, train_refine
 NAME, VERSION = "dccseg-abdomen", "0.2.0"
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
-DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU)
-    "coarse-data": (250, "3.5,3.5,3.5", 21, 0.25),
-    "refine-data": (100, "1.5,1.5,3", 22, 0.2),
+DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
+    "coarse-data": (250, "3.5,3.5,3.5", 31, 0.25, 0.5),
+    "refine-data": (100, "1.5,1.5,3", 22, 0.2, 0.0),  # 0.2.0's refine set was rendered before pathology existed (commit 94faa6a)
 }
 COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
@@ -44,11 +49,11 @@ REFINE_SLICE_THICKNESS = 3.0
 
 def make_data(run: Path) -> None:
     """Render the synthetic training sets and add the real example CT to each."""
-    for folder, (count, spacing, seed, random_style) in DATA.items():
+    for folder, (count, spacing, seed, random_style, pathology) in DATA.items():
         out = run / folder
         dccseg = [sys.executable, "-m", "dccseg"]
         subprocess.run([*dccseg, "phantom", "synth", str(out), "--count", str(count), "--phase", "any", "--template", "training-bodies",
-                        "--spacing", spacing, "--random-style", str(random_style), "--seed", str(seed)], check=True)
+                        "--spacing", spacing, "--random-style", str(random_style), "--pathology", str(pathology), "--seed", str(seed)], check=True)
         subprocess.run([*dccseg, "dataset", "add", str(out), "--image", str(REAL_CT / "example_ct.nii.gz"), "--label",
                         str(REAL_CT / "example_ct_organs.nii.gz"), "--phase", "non-contrast", "--id", "real-example-ct"], check=True)
 
@@ -70,19 +75,53 @@ def prepare_run(run: Path, data: Path) -> None:
         (run / "split.json").write_text(json.dumps(anatomy_split(data), indent=2), encoding="utf-8")
 
 
+def select_coarse(runs: list[Path]) -> dict[str, float]:
+    """Coarse-only validation Dice of each coarse run on the union of their validation cases (training bodies only)."""
+    import numpy as np
+    import torch
+
+    from dccseg.networks import CoarseConfig as Config
+    from dccseg.preprocess import IntensityConfig
+    from dccseg.training.cases import load_case
+    from dccseg.training.coarse import coarse_network, predict_coarse
+    from dccseg.training.metrics import DiceAccumulator
+
+    cases = []
+    for run in runs:
+        split = json.loads((run / "split.json").read_text(encoding="utf-8"))
+        dataset = Dataset.load(Path(json.loads((run / "run.json").read_text(encoding="utf-8"))["dataset"]))
+        cases += [c for c in dataset.cases if c.id in set(split["val"]) and c.label is not None]
+    scores = {}
+    for run in runs:
+        state, info = load_part(run / "coarse")
+        net = coarse_network(Config.from_dict(info["architecture"]), state, torch.device("cpu"))
+        spacing = tuple(info["preprocessing"]["coarse_spacing"])
+        intensity = IntensityConfig.from_dict(info["preprocessing"]["intensity"])
+        dice = DiceAccumulator()
+        for case in cases:
+            volumes = load_case(case, spacing)
+            dice.add_labelmaps(predict_coarse(net, volumes.ct.array, intensity, Config.from_dict(info["architecture"]).size_divisor, torch.device("cpu")), volumes.labels.array)
+        scores[str(run)] = float(np.mean(list(dice.result().values())))
+        print(f"{run}: coarse-only Dice {scores[str(run)]:.4f} on {len(cases)} validation cases", flush=True)
+    return scores
+
+
 def combine(run: Path, coarse_run: Path, refine_run: Path) -> Path:
     """Join the two trained stages into a model version folder."""
     coarse_state, coarse_info = load_part(coarse_run / "coarse")
     refine_state, refine_info = load_part(refine_run / "refine")
-    refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], "refine_slice_thickness": REFINE_SLICE_THICKNESS}}
+    coarse_grid = {k: coarse_info["preprocessing"][k] for k in ("coarse_spacing", "intensity")}  # the coarse net's own grid and scaling
+    refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], **coarse_grid, "refine_slice_thickness": REFINE_SLICE_THICKNESS}}
     training = {
         "data": {
-            "bodies": {"train": coarse_info["data"].get("bodies", []), "never_trained_on": ["s0006", "s0009", "the real portal-venous slab"]},
+            "cases": coarse_info["data"]["cases"] + refine_info["data"]["cases"],
+            "bodies": {"train": list(BODY_SPLIT["train"]), "never_trained_on": [*BODY_SPLIT["test"], "the real portal-venous slab"]},
             "coarse": {k: coarse_info["data"][k] for k in ("dataset", "cases", "phases", "val")},
             "refine": {k: refine_info["data"][k] for k in ("dataset", "cases", "phases", "val")},
-            "synthesis": {folder: {"anatomies": c, "spacing_mm": s, "seed": seed, "random_hu_fraction": r} for folder, (c, s, seed, r) in DATA.items()},
+            "synthesis": {folder: {"anatomies": c, "spacing_mm": s, "seed": seed, "random_hu_fraction": r, "pathology_fraction": p} for folder, (c, s, seed, r, p) in DATA.items()},
             "real_cases": ["real-example-ct (non-contrast; TotalSegmentator example_ct, labels are model predictions)"],
         },
+        "data_hash": f"coarse {coarse_info['data_hash']}; refine {refine_info['data_hash']}",
         "stages": {"coarse": {k: coarse_info.get(k) for k in ("epochs", "best")}, "refine": {k: refine_info.get(k) for k in ("epochs", "best", "prior")}},
         "pretraining": None,
         "recipe": "python tools/train_release_model.py RUN --stage data|coarse|refine|combine",
@@ -93,34 +132,66 @@ def combine(run: Path, coarse_run: Path, refine_run: Path) -> Path:
     return run / "model"
 
 
+def finish_card(model: Path, validation_stages: Path, unseen: Path, unseen_stages: dict[str, Path]) -> None:
+    """Put the measured figures into the card: refine skipped where it lost on validation bodies, Dice on unseen bodies.
+
+    ``validation_stages``: a ``dccseg diagnose --refine-all --output`` table on fresh anatomies of the training bodies;
+    ``unseen``: ``tools/evaluate_unseen.py``'s ``unseen.json``; ``unseen_stages``: set name -> diagnose table.
+    """
+    from dccseg.evaluation.stages import refine_skip_organs
+    from dccseg.store import ModelCard
+    from dccseg.training.export import MODEL_FOLDER, read_model_folder
+
+    card, weights = read_model_folder(model.parent) if model.name == MODEL_FOLDER else (None, None)
+    if card is None:
+        raise SystemExit(f"{model} is not a RUN/{MODEL_FOLDER} folder")
+    validation = json.loads(validation_stages.read_text(encoding="utf-8"))["summary"]
+    metrics = json.loads(unseen.read_text(encoding="utf-8"))
+    synthetic = metrics["unseen-synthetic"]
+    data = card.to_dict()
+    data["refine_skip"] = refine_skip_organs(validation)
+    data["stage_metrics"] = {"validation (fresh anatomies of the training bodies, every organ refined)": validation,
+                             **{name: json.loads(p.read_text(encoding="utf-8"))["summary"] for name, p in unseen_stages.items()}}
+    data["metrics"] = {"dice_mean": synthetic["dice_mean_of_organs"], "dice": synthetic["dice_per_organ"],
+                       "measured_on": "unseen bodies s0006 and s0009, synthetic, 4 phases (tools/evaluate_unseen.py)", "unseen": metrics}
+    write_model_folder(model, ModelCard.from_dict(data), weights)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
-    parser.add_argument("--stage", choices=("data", "coarse", "refine", "combine"), required=True,
+    parser.add_argument("--stage", choices=("data", "coarse", "refine", "select", "combine", "card"), required=True,
                         help="coarse and refine are independent (the refine prior is degraded ground truth) and may run at once")
-    parser.add_argument("--coarse-epochs", type=int, default=8)
+    parser.add_argument("--coarse-epochs", type=int, default=20)
     parser.add_argument("--refine-epochs", type=int, default=5)
-    parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="3.5mm", help="coarse grid and network (default 3.5mm)")
+    parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--coarse-run", type=Path, help="combine: the coarse run folder (default RUN/coarse-run)")
+    parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run-5mm); select: the runs to compare")
     parser.add_argument("--refine-run", type=Path, help="combine: the refine run folder (default RUN/refine-run)")
+    parser.add_argument("--validation-stages", type=Path, help="card: diagnose --refine-all table on validation anatomies")
+    parser.add_argument("--unseen", type=Path, help="card: unseen.json of tools/evaluate_unseen.py")
+    parser.add_argument("--unseen-stages", nargs="*", default=[], help="card: NAME=diagnose table of an unseen set")
     args = parser.parse_args()
     progress = Progress("human")
     if args.stage == "data":
         make_data(args.run)
     elif args.stage == "coarse":
-        run = args.run / ("coarse-run" if args.coarse_variant == "3.5mm" else f"coarse-run-{args.coarse_variant}")
+        run = args.run / f"coarse-run-{args.coarse_variant}"
         prepare_run(run, args.run / "coarse-data")
         spacing, crop, channels = COARSE_VARIANTS[args.coarse_variant]
         overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": crop, "coarse__validate_every": 1, "phase__synthetic_cases": 0,
                      "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
         train_coarse(args.run / "coarse-data", run, config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
+    elif args.stage == "card":
+        finish_card(args.run / "model", args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)})
+    elif args.stage == "select":
+        select_coarse(args.coarse_run)
     elif args.stage == "refine":
         prepare_run(args.run / "refine-run", args.run / "refine-data")
         overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": "degraded", "refine__val_patches_per_organ": 5}
         train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
     else:
-        print(combine(args.run, args.coarse_run or args.run / "coarse-run", args.refine_run or args.run / "refine-run"))
+        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run"))
 
 
 if __name__ == "__main__":
