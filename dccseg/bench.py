@@ -1,5 +1,8 @@
 """Benchmark of ``dccseg segment``: per-stage latency and peak memory, end to end, per device.
 
+Cases: the bundled CT, a 512x512x200 CT and a 512x512x2000 int16 whole-body CT (both generated
+from the bundled one into the output folder, never stored in the repository).
+
 Run with ``make bench`` (not part of the tests). Each measurement is a fresh process, timed
 from process start to the output file, so model loading and writing are included; the refine
 stage's share of that time is its own column. Results
@@ -24,13 +27,18 @@ import SimpleITK as sitk
 
 from .fileutil import atomic_output
 from .io import read_image, write_image
+from .io.images import write_sitk
 from .volume import Volume
 
 BUNDLED_CT = Path(__file__).parent / "data" / "totalseg_example" / "example_ct.nii.gz"
 LARGE_SIZE = (512, 512, 200)
 LARGE_SPACING = (0.8, 0.8, 1.5)
+WHOLE_BODY_SIZE = (512, 512, 2000)
+WHOLE_BODY_SPACING = (0.8, 0.8, 0.8)
 TARGET_SECONDS = {("shared-ct", "cpu"): 30.0, ("ct-512x512x200", "cpu"): 120.0, ("ct-512x512x200", "cuda"): 5.0}
-TARGET_PEAK_GIB = {"ct-512x512x200": 8.0}
+TARGET_PEAK_GIB = {"ct-512x512x200": 8.0, "ct-512x512x2000": 4.0}
+CASES = ("shared-ct", "ct-512x512x200", "ct-512x512x2000")
+MODES = ("default", "fast")
 STAGE_ORDER = ["load", "coarse", "refine", "fuse", "write"]
 
 
@@ -45,17 +53,29 @@ class Measurement:
     returncode: int = 0
 
 
+def _centred_grid(source: sitk.Image, size: tuple[int, int, int], spacing: tuple[float, float, float]) -> sitk.Image:
+    reference = sitk.Image(size, sitk.sitkUInt8)
+    reference.SetSpacing(spacing)
+    reference.SetDirection(source.GetDirection())
+    centre = source.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in source.GetSize()])
+    half = np.array(source.GetDirection()).reshape(3, 3) @ (np.array(spacing) * (np.array(size) - 1) / 2)
+    reference.SetOrigin(tuple(np.array(centre) - half))
+    return reference
+
+
 def make_large_ct(path: Path) -> Path:
     """The bundled real CT resampled onto a 512x512x200 grid at 0.8x0.8x1.5 mm (air outside)."""
     source = read_image(BUNDLED_CT).to_sitk()
-    reference = sitk.Image(LARGE_SIZE, sitk.sitkFloat32)
-    reference.SetSpacing(LARGE_SPACING)
-    reference.SetDirection(source.GetDirection())
-    centre = source.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in source.GetSize()])
-    half = np.array(source.GetDirection()).reshape(3, 3) @ (np.array(LARGE_SPACING) * (np.array(LARGE_SIZE) - 1) / 2)
-    reference.SetOrigin(tuple(np.array(centre) - half))
-    large = sitk.Resample(source, reference, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    large = sitk.Resample(source, _centred_grid(source, LARGE_SIZE, LARGE_SPACING), sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
     write_image(Volume.from_sitk(large), path)
+    return path
+
+
+def make_whole_body_ct(path: Path) -> Path:
+    """A 512x512x2000 int16 CT at 0.8 mm (a whole-body scan at thin slices): the bundled CT in its middle, air around it."""
+    source = read_image(BUNDLED_CT).to_sitk()
+    grid = _centred_grid(source, WHOLE_BODY_SIZE, WHOLE_BODY_SPACING)
+    write_sitk(sitk.Resample(source, grid, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkInt16), path)
     return path
 
 
@@ -127,19 +147,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="bench-output", type=Path)
     parser.add_argument("--devices", default=None, help="comma-separated devices (default: cpu, plus cuda when present)")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated cases among {', '.join(CASES)} (default: all)")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes: default, fast (default: both)")
     args = parser.parse_args(argv)
     import torch
 
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     args.output.mkdir(parents=True, exist_ok=True)
-    large = args.output / "ct-512x512x200.nii.gz"
-    if not large.exists():
-        make_large_ct(large)
-    cases = {"shared-ct": BUNDLED_CT, "ct-512x512x200": large}
+    makers = {"shared-ct": lambda path: BUNDLED_CT, "ct-512x512x200": make_large_ct, "ct-512x512x2000": make_whole_body_ct}
+    cases = {}
+    for case in args.cases.split(","):
+        if case not in makers:
+            parser.error(f"unknown case {case!r}; use {', '.join(CASES)}")
+        path = args.output / f"{case}.nii.gz"
+        cases[case] = path if path.exists() else makers[case](path)
     measurements = []
     for device in devices:
         for case, image in cases.items():
-            for fast in (False, True):
+            for fast in [mode == "fast" for mode in args.modes.split(",")]:
                 print(f"measuring {case} on {device} ({'fast' if fast else 'default'}) ...", file=sys.stderr)
                 output = args.output / f"{case}-{device}-{'fast' if fast else 'default'}.seg.nrrd"
                 measurements.append(run_segment(case, image, output, device, fast))

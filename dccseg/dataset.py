@@ -257,6 +257,7 @@ class Dataset:
         subject: str = "",
         replace: bool = False,
         log: Log | None = None,
+        series: str | None = None,
     ) -> Case:
         """Read, check and store an image (any format :func:`dccseg.io.read_image` reads) and its label."""
         from .io import read_image, read_labelmap
@@ -266,6 +267,6 @@ class Dataset:
         check_case_id(case_id)
         if self.case(case_id) is not None and not replace:
             raise DccsegError(f"case '{case_id}' already exists in {self.root}; choose another --id or pass --replace to keep the old one under replaced/")
-        image = read_image(image_path, log=log)
+        image = read_image(image_path, log=log, series=series)
         label = read_labelmap(label_path, reference=image) if label_path is not None else None
         return self.add_volumes(case_id, image, label, phase, source=source or str(image_path), notes=notes, reviewer=reviewer, replace=replace, subject=subject)

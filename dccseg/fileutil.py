@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Iterator
 from .errors import DccsegError
 
 MULTI_SUFFIXES = (".nii.gz", ".seg.nrrd", ".tar.gz")
+FULL_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def full_suffix(path: str | os.PathLike) -> str:
@@ -62,6 +64,11 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in FULL_DISK_ERRORS:
+            raise DccsegError(f"cannot write {target}: {exc.strerror}; free some disk space or choose another location (nothing was written)") from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

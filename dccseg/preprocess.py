@@ -16,6 +16,8 @@ import numpy as np
 from .volume import Volume
 
 INTENSITY_MODES = ("percentile", "fixed")
+SLAB_VOXELS = 1 << 26
+"""Inputs with more voxels than this (64 Mi, 128 MiB of int16) are resampled in slabs, copying only a crop at a time."""
 PERCENTILE_SAMPLES = 1 << 22
 """Volumes with more voxels than this get their percentiles from a regular subsample (exact below it)."""
 
@@ -103,6 +105,13 @@ def _resample_to_grid(volume: Volume, size, spacing, origin, direction, is_label
     same = tuple(size) == volume.size_xyz and np.allclose(spacing, volume.spacing, atol=0, rtol=1e-9) and np.allclose(origin, volume.origin, atol=1e-9) and np.allclose(direction, volume.direction, atol=1e-12)
     if same:
         return Volume(volume.array, tuple(spacing), tuple(origin), tuple(direction))
+    default = 0.0 if is_label else float(volume.array.min())
+    if volume.array.size <= SLAB_VOXELS:
+        return Volume.from_sitk(_resample_image(volume, size, spacing, origin, direction, is_label, default))
+    return _resample_in_slabs(volume, size, spacing, origin, direction, is_label, default)
+
+
+def _resample_image(volume: Volume, size, spacing, origin, direction, is_label: bool, default: float):
     import SimpleITK as sitk  # loaded on first use: training on a GPU machine runs without it
 
     image = volume.to_sitk()
@@ -114,9 +123,41 @@ def _resample_to_grid(volume: Volume, size, spacing, origin, direction, is_label
     resampler.SetOutputOrigin([float(v) for v in origin])
     resampler.SetOutputDirection([float(v) for v in direction])
     resampler.SetInterpolator(sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear)
-    resampler.SetDefaultPixelValue(0.0 if is_label else float(volume.array.min()))
+    resampler.SetDefaultPixelValue(default)
     resampler.SetOutputPixelType(image.GetPixelID())
-    return Volume.from_sitk(resampler.Execute(image))
+    return resampler.Execute(image)
+
+
+def _index_box(volume: Volume, points: np.ndarray, margin: int = 2) -> tuple[slice, slice, slice] | None:
+    """The (z, y, x) slices of ``volume`` around the continuous indices of physical ``points``, widened by ``margin``."""
+    axes = np.asarray(volume.direction).reshape(3, 3) * np.asarray(volume.spacing)
+    index = np.linalg.solve(axes, (points - np.asarray(volume.origin)).T).T
+    low = np.maximum(np.floor(index.min(axis=0)).astype(int) - margin, 0)
+    high = np.minimum(np.ceil(index.max(axis=0)).astype(int) + margin + 1, volume.size_xyz)
+    if np.any(low >= high):
+        return None
+    return tuple(slice(int(lo), int(hi)) for lo, hi in zip(low[::-1], high[::-1]))  # type: ignore[return-value]
+
+
+def _resample_in_slabs(volume: Volume, size, spacing, origin, direction, is_label: bool, default: float) -> Volume:
+    """The same result as one resampling, computed slab by slab of output slices so that only a crop of the input is copied."""
+    size, spacing = [int(v) for v in size], np.asarray(spacing, dtype=np.float64)
+    axes = np.asarray(direction, dtype=np.float64).reshape(3, 3) * spacing
+    dtype = volume.array.dtype if is_label else np.float32
+    out = np.full(size[::-1], default, dtype=dtype)
+    per_slab = max(1, int(np.ceil(size[2] * SLAB_VOXELS / volume.array.size)))
+    for first in range(0, size[2], per_slab):
+        last = min(first + per_slab, size[2])
+        corners = np.array([[i, j, k] for i in (0, size[0] - 1) for j in (0, size[1] - 1) for k in (first, last - 1)], dtype=np.float64)
+        box = _index_box(volume, np.asarray(origin) + corners @ axes.T)
+        if box is None:
+            continue
+        crop_origin = np.asarray(volume.origin) + np.asarray(volume.direction).reshape(3, 3) @ (np.asarray(volume.spacing) * [b.start for b in box[::-1]])
+        crop = Volume(volume.array[box], volume.spacing, tuple(crop_origin.tolist()), volume.direction)
+        slab_origin = np.asarray(origin) + axes[:, 2] * first
+        part = Volume.from_sitk(_resample_image(crop, (size[0], size[1], last - first), spacing, slab_origin, direction, is_label, default))
+        out[first:last] = part.array
+    return Volume(out, tuple(float(v) for v in spacing), tuple(float(v) for v in origin), tuple(float(v) for v in direction))
 
 
 @dataclass(frozen=True)
@@ -159,10 +200,11 @@ class Canonicalisation:
         return Volume(self.restore_array(volume.array), self.spacing, self.origin, self.direction)
 
 
-def to_canonical(volume: Volume) -> tuple[Volume, Canonicalisation]:
+def to_canonical(volume: Volume, copy: bool = True) -> tuple[Volume, Canonicalisation]:
     """Permute and flip array axes so that the direction is closest to identity (LPS, axial z, y, x).
 
     Only the voxel order changes (no interpolation); an oblique direction keeps its residual rotation.
+    With ``copy=False`` the canonical array is a strided view of the input (no memory; fine for resampling).
     """
     direction = np.asarray(volume.direction, dtype=np.float64).reshape(3, 3)
     axes = max(itertools.permutations(range(3)), key=lambda p: sum(abs(direction[i, p[i]]) for i in range(3)))
@@ -177,7 +219,7 @@ def to_canonical(volume: Volume) -> tuple[Volume, Canonicalisation]:
             origin = origin + column * volume.spacing[axis] * (size[axis] - 1)
     transform = Canonicalisation(tuple(axes), flips, volume.shape, volume.spacing, volume.origin, volume.direction)  # type: ignore[arg-type]
     canonical = Volume(
-        array=np.ascontiguousarray(transform.apply(volume.array)),
+        array=np.ascontiguousarray(transform.apply(volume.array)) if copy else transform.apply(volume.array),
         spacing=tuple(volume.spacing[a] for a in axes),  # type: ignore[arg-type]
         origin=tuple(float(v) for v in origin),  # type: ignore[arg-type]
         direction=tuple(float(v) for v in new_direction.reshape(-1)),

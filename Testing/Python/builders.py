@@ -50,8 +50,21 @@ def make_labels(ct: Volume, ids: tuple[int, ...] = (1, 6)) -> Volume:
     return ct.with_array(labels)
 
 
-def write_dicom_series(ct: Volume, folder: Path, intercept: int = -1024) -> None:
-    """Write ``ct`` (integer HU) as a CT DICOM series: one file per slice with position, orientation, spacing and rescale tags."""
+def write_dicom_series(
+    ct: Volume,
+    folder: Path,
+    intercept: int = -1024,
+    series_uid: str = "1.2.826.0.1.3680043.2.1125.8",
+    prefix: str = "slice",
+    extra_tags: dict[str, str] | None = None,
+    sideways_mm: float = 0.0,
+    first_instance: int = 1,
+) -> None:
+    """Write ``ct`` (integer HU) as a CT DICOM series: one file per slice with position, orientation, spacing and rescale tags.
+
+    ``extra_tags`` overrides or adds tags in every file; ``sideways_mm`` shifts each slice's position along the
+    column direction by that much per slice (a gantry tilt); ``first_instance`` numbers the slices (and their SOP UIDs).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     image = sitk.GetImageFromArray(ct.array.astype(np.int16))
     image.SetSpacing(ct.spacing)
@@ -63,25 +76,26 @@ def write_dicom_series(ct: Volume, folder: Path, intercept: int = -1024) -> None
     writer.KeepOriginalImageUIDOn()
     for k in range(image.GetDepth()):
         slice_ = image[:, :, k]
-        position = image.TransformIndexToPhysicalPoint((0, 0, k))
+        position = np.asarray(image.TransformIndexToPhysicalPoint((0, 0, k))) + d[:, 1] * sideways_mm * k
         tags = {
             "0008|0060": "CT",
             "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
-            "0008|0018": f"1.2.826.0.1.3680043.2.1125.9.{k + 1}",
+            "0008|0018": f"{series_uid}.9.{k + first_instance}",
             "0020|000d": "1.2.826.0.1.3680043.2.1125.7",
-            "0020|000e": "1.2.826.0.1.3680043.2.1125.8",
+            "0020|000e": series_uid,
             "0020|0052": "1.2.826.0.1.3680043.2.1125.6",
-            "0020|0013": str(k + 1),
+            "0020|0013": str(k + first_instance),
             "0020|0032": "\\".join(f"{v:.10g}" for v in position),
             "0020|0037": orientation,
             "0028|0030": f"{ct.spacing[1]:.10g}\\{ct.spacing[0]:.10g}",
             "0018|0050": f"{ct.spacing[2]:.10g}",
             "0028|1052": str(intercept),
             "0028|1053": "1",
+            **(extra_tags or {}),
         }
         for tag, value in tags.items():
             slice_.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.SetFileName(str(folder / f"{prefix}{k:03d}.dcm"))
         writer.Execute(slice_)
 
 

@@ -131,6 +131,6 @@ def test_crash_during_write_leaves_no_partial_file(tmp_path, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(io.images.sitk, "WriteImage", half_write)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(DccsegError, match="cannot write .*free disk space"):
         io.write_image(make_ct(), tmp_path / "ct.nii.gz")
     assert list(tmp_path.iterdir()) == []

@@ -56,7 +56,8 @@ def test_dicom_picks_largest_series_and_says_so(tmp_path):
     messages = []
     back = io.read_image(folder, log=messages.append)
     assert back.shape == (6, 8, 8)
-    assert len(messages) == 1 and "2 DICOM series" in messages[0]
+    assert "2 DICOM series" in messages[0] and len(messages) == 4
+    assert "6 slices" in messages[2] and messages[3].startswith("reading series 2, the axial CT series with the most slices")
 
 
 def test_labelmap_round_trip_uint8(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from dccseg import preprocess
 from dccseg.preprocess import IntensityConfig, intensity_bounds, normalize_ct, resample, resample_like, to_canonical
 from dccseg.volume import Volume
 
@@ -119,3 +120,17 @@ def test_intensity_config_dict_round_trip():
     assert IntensityConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError):
         IntensityConfig(mode="zscore")
+
+
+@pytest.mark.parametrize("direction", [(1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0), (-1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0), (0, 0, 1.0, 1.0, 0, 0, 0, 1.0, 0)])
+def test_slab_resampling_equals_one_resampling(monkeypatch, direction):
+    rng = np.random.default_rng(3)
+    image = Volume(rng.integers(-1000, 1000, (40, 30, 20)).astype(np.int16), (0.8, 0.9, 1.1), (5.0, -3.0, 7.0), direction)
+    labels = image.with_array(rng.integers(0, 14, image.shape).astype(np.uint8))
+    canonical, _ = to_canonical(image, copy=False)
+    whole = [resample(canonical, (2.3, 1.7, 3.1), is_label=False), resample(labels, (0.5, 1.3, 2.2), is_label=True)]
+    monkeypatch.setattr(preprocess, "SLAB_VOXELS", 2000)
+    slabs = [resample(canonical, (2.3, 1.7, 3.1), is_label=False), resample(labels, (0.5, 1.3, 2.2), is_label=True)]
+    for one, many in zip(whole, slabs):
+        assert many.same_grid(one) and many.array.dtype == one.array.dtype
+        np.testing.assert_allclose(many.array, one.array, rtol=0, atol=1e-3)

@@ -41,7 +41,7 @@ def run_add(args: argparse.Namespace, progress: Progress) -> int:
     dataset = Dataset.open_or_new(args.dir)
     case = dataset.add_case(
         args.image, args.label, args.phase, case_id=args.id, source=args.source or "", notes=args.notes or "",
-        reviewer=args.reviewer or "", replace=args.replace, log=progress.log, subject=args.subject or "",
+        reviewer=args.reviewer or "", replace=args.replace, log=progress.log, subject=args.subject or "", series=args.series,
     )
     progress.update("add", 1.0, f"case {case.id} stored")
     progress.close()
@@ -79,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     add.add_argument("dir", help="dataset folder")
     add.add_argument("--image", required=True, help="CT image file or DICOM series folder")
     add.add_argument("--label", help="label map (NIfTI/NRRD/MHA or Slicer .seg.nrrd) on the image's grid; omit for an unlabelled case")
+    add.add_argument("--series", help="DICOM folder holding several series: the series to read, by its number in the listing or its UID (default: the axial CT series with the most slices)")
     add.add_argument("--phase", required=True, choices=PHASES, help="contrast phase")
     add.add_argument("--id", help="case id (default: the image file name)")
     add.add_argument("--reviewer", help="who checked the label")

@@ -34,6 +34,7 @@ def register(subparsers, common) -> None:
                         "are never refined")
     parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES + ("dicom-seg",), help="output format for folder/dataset input (default .seg.nrrd; dicom-seg = .dcm)")
     parser.add_argument("--statistics", action="store_true", help="also write <output>.stats.json: organ volumes, HU, pieces, contrast phase, plausibility flags (folders and datasets always get them, with statistics.csv and report.md)")
+    parser.add_argument("--series", default=None, help="DICOM folder holding several series: the series to read, by its number in the listing or its UID (default: the axial CT series with the most slices)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (otherwise an existing output is an error, or skipped in a batch)")
     parser.set_defaults(func=run)
 
@@ -58,7 +59,7 @@ def run(args, progress: Progress) -> int:
             progress.log(f"case {index + 1}/{len(jobs)}: {job.case_id}")
         try:
             segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0, largest_component=not args.keep_fragments,
-                        statistics=args.statistics or batch, overlay_folder=args.output if batch else None)
+                        statistics=args.statistics or batch, overlay_folder=args.output if batch else None, series=args.series)
         except DccsegError as exc:
             if not batch:
                 raise
@@ -72,12 +73,12 @@ def run(args, progress: Progress) -> int:
 
 
 def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0, largest_component: bool = True,
-                statistics: bool = False, overlay_folder=None) -> dict[str, float]:
+                statistics: bool = False, overlay_folder=None, series: str | None = None) -> dict[str, float]:
     """Read, segment and write one case (with its statistics, and its report overlay in a batch); logs and returns the seconds of each stage."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     progress.update("load", 0.5, f"reading {job.source.name}")
-    ct = read_image(job.source)
+    ct = read_image(job.source, log=progress.log, series=series, compact=True)
     timings["load"] = extra_load + time.perf_counter() - start
     progress.update("load", 1.0, f"{'x'.join(str(s) for s in ct.size_xyz)} voxels")
     labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component)

@@ -29,6 +29,7 @@ from ..progress import QUIET, Progress
 from ..postprocess import keep_largest_components
 from ..volume import Volume
 from .device import BatchRunner, autocast
+from .memory import check_memory
 from .optimize import inference_network
 from .restore import restore_labels
 from .settings import MAX_COARSE_ROI, InferenceSettings
@@ -59,7 +60,8 @@ def segment_volume(
     times = timings if timings is not None else {}
     start = time.perf_counter()
 
-    canonical, orientation = to_canonical(ct)
+    check_memory(ct)
+    canonical, orientation = to_canonical(ct, copy=False)  # a view: the resampling copies only slabs of large CTs
     progress.update("coarse", 0.0, "coarse network")
     coarse = coarse_labels(canonical, model, settings, progress)
     times["coarse"] = time.perf_counter() - start

@@ -20,30 +20,34 @@ from ..volume import Volume
 def restore_labels(labels: Volume | Sequence[Volume], target: Volume) -> Volume:
     """``labels`` (uint8, ids > 0; one map or several on their own grids) resampled onto ``target``'s grid (its array is not used)."""
     out = np.zeros(target.shape, dtype=np.uint8)
-    best = np.full(target.shape, 0.5, dtype=np.float32)
     target_image = _geometry(target)
-    for source in [labels] if isinstance(labels, Volume) else labels:
-        _restore_into(source, target_image, out, best)
+    organs = [organ for source in ([labels] if isinstance(labels, Volume) else labels) for organ in _organ_regions(source, target_image, out.shape)]
+    if not organs:
+        return target.with_array(out)
+    start = np.min([[lo for lo, _ in box] for _, _, box in organs], axis=0)
+    stop = np.max([[hi for _, hi in box] for _, _, box in organs], axis=0)
+    best = np.full(tuple(stop - start), 0.5, dtype=np.float32)  # only where organs can land: a fraction of a whole-body scan
+    for label, region, box in organs:
+        values = sitk.GetArrayFromImage(sitk.Resample(region, _sub_grid(target_image, box), sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32))
+        local = tuple(slice(lo - first, hi - first) for (lo, hi), first in zip(box, start))
+        wins = values >= best[local]
+        best[local][wins] = values[wins]
+        out[tuple(slice(lo, hi) for lo, hi in box)][wins] = label
     return target.with_array(out)
 
 
-def _restore_into(labels: Volume, target_image: sitk.Image, out: np.ndarray, best: np.ndarray) -> None:
-    """Write each organ of ``labels`` where its interpolated mask beats ``best`` (both updated in place)."""
+def _organ_regions(labels: Volume, target_image: sitk.Image, shape: tuple[int, ...]) -> list[tuple[int, sitk.Image, list[tuple[int, int]]]]:
+    """Per organ of ``labels``: its id, its mask (float) cropped to its bounding box, and the box of the target it covers."""
+    regions = []
     for label in np.unique(labels.array):
         if label == 0:
             continue
         mask = labels.array == label
-        box = _bounding_box(mask, margin=2, shape=mask.shape)
-        region = _crop(labels, mask.astype(np.float32), box)
-        target_box = _target_box(region, target_image, out.shape)
-        if target_box is None:
-            continue
-        reference = _sub_grid(target_image, target_box)
-        values = sitk.GetArrayFromImage(sitk.Resample(region, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32))
-        window = tuple(slice(lo, hi) for lo, hi in target_box)
-        wins = values >= best[window]
-        best[window][wins] = values[wins]
-        out[window][wins] = label
+        region = _crop(labels, mask.astype(np.float32), _bounding_box(mask, margin=2, shape=mask.shape))
+        target_box = _target_box(region, target_image, shape)
+        if target_box is not None:
+            regions.append((int(label), region, target_box))
+    return regions
 
 
 def _geometry(volume: Volume) -> sitk.Image:

@@ -1,4 +1,4 @@
-"""Inference settings read from a model card's ``preprocessing`` block, and the working grids they imply."""
+"""The model card's ``preprocessing`` block (its one reader and writer), and the inference settings and working grids it implies."""
 
 from __future__ import annotations
 
@@ -9,6 +9,43 @@ from ..preprocess import IntensityConfig
 
 MAX_COARSE_ROI = 160
 """Coarse volumes with a side above this run through MONAI's sliding window with this ROI edge."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the model card's ``preprocessing`` holds (training presets set it); spacings are (x, y, z) / (x, y) in mm."""
+
+    intensity: IntensityConfig = IntensityConfig()
+    coarse_spacing: tuple[float, float, float] = (3.5, 3.5, 3.5)
+    refine_spacing: tuple[float, float] = (1.5, 1.5)
+    refine_slice_thickness: float | None = None
+    patch_size: int = 128
+    patches_per_slice: int = 5
+    fast_patches_per_slice: int = 1
+
+    def to_card(self) -> dict[str, Any]:
+        return {
+            "intensity": self.intensity.to_dict(),
+            "coarse_spacing": list(self.coarse_spacing),
+            "refine_spacing": list(self.refine_spacing),
+            "refine_slice_thickness": self.refine_slice_thickness,
+            "patch_size": self.patch_size,
+            "patches_per_slice": self.patches_per_slice,
+            "fast_patches_per_slice": self.fast_patches_per_slice,
+        }
+
+    @classmethod
+    def from_card(cls, data: dict[str, Any]) -> "Preprocessing":
+        thickness = data.get("refine_slice_thickness")
+        return cls(
+            intensity=IntensityConfig.from_dict(data["intensity"]),
+            coarse_spacing=tuple(float(v) for v in data["coarse_spacing"]),  # type: ignore[arg-type]
+            refine_spacing=tuple(float(v) for v in data["refine_spacing"]),  # type: ignore[arg-type]
+            refine_slice_thickness=None if thickness is None else float(thickness),
+            patch_size=int(data["patch_size"]),
+            patches_per_slice=int(data["patches_per_slice"]),
+            fast_patches_per_slice=int(data["fast_patches_per_slice"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -24,14 +61,14 @@ class InferenceSettings:
 
     @classmethod
     def from_card(cls, preprocessing: dict[str, Any], fast: bool = False) -> "InferenceSettings":
-        thickness = preprocessing.get("refine_slice_thickness")
+        block = Preprocessing.from_card(preprocessing)
         return cls(
-            intensity=IntensityConfig.from_dict(preprocessing["intensity"]),
-            coarse_spacing=tuple(float(v) for v in preprocessing["coarse_spacing"]),  # type: ignore[arg-type]
-            refine_spacing=tuple(float(v) for v in preprocessing["refine_spacing"]),  # type: ignore[arg-type]
-            refine_slice_thickness=None if thickness is None else float(thickness),
-            patch_size=int(preprocessing["patch_size"]),
-            patches_per_slice=int(preprocessing["fast_patches_per_slice" if fast else "patches_per_slice"]),
+            intensity=block.intensity,
+            coarse_spacing=block.coarse_spacing,
+            refine_spacing=block.refine_spacing,
+            refine_slice_thickness=block.refine_slice_thickness,
+            patch_size=block.patch_size,
+            patches_per_slice=block.fast_patches_per_slice if fast else block.patches_per_slice,
         )
 
     def refine_grid_spacing(self, native_slice_spacing: float) -> tuple[float, float, float]:

@@ -18,7 +18,7 @@ _MODULE_OF = {
     "write_image": "images",
     "LABEL_SUFFIXES": "labels",
     "check_label_ids": "labels",
-    "read_labelmap": "labels",
+    "read_labelmap": "label_reading",
     "write_labelmap": "labels",
     "organ_for_name": "organ_names",
     "read_segmentation": "segmentation",

@@ -1,39 +1,78 @@
-"""Reading a DICOM series folder with SimpleITK (GDCM orders the slices by position)."""
+"""Reading a DICOM series folder: list and choose the series, check its slices, read the pixels, repair the grid.
+
+The series is chosen by :mod:`dccseg.io.dicom_series`, checked by :mod:`dccseg.io.dicom_checks`; the
+pixels are read by SimpleITK (GDCM) in the checked slice order, with ITK's messages captured. A series
+with uneven spacing is put on a regular grid by linear interpolation between its two nearest slices.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import SimpleITK as sitk
 
 from ..errors import DccsegError
+from .dicom_checks import SliceGrid, check_series
+from .dicom_series import choose_series, listing, scan_folder
+from .library_messages import library_messages
 
 Log = Callable[[str], None]
 
 
-def read_dicom_series(folder: Path, log: Log | None = None, containing: Path | None = None) -> sitk.Image:
-    """Read the series in ``folder`` (the one holding ``containing`` if given, else the one with most files)."""
-    if not any(folder.iterdir()):
-        raise DccsegError(f"folder {folder} is empty; point to a folder holding a DICOM series or to an image file")
-    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not series_ids:
-        raise DccsegError(
-            f"no DICOM series found in {folder}; point to the folder that directly holds the .dcm files (sub-folders are not searched) or to an image file"
-        )
-    files = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
-    if containing is not None:
-        chosen = next((sid for sid, names in files.items() if any(Path(n).samefile(containing) for n in names)), None)
-        if chosen is None:
-            raise DccsegError(f"{containing} is not part of a readable DICOM series; check that it is a DICOM image file")
-    else:
-        chosen = max(files, key=lambda sid: len(files[sid]))
-        if len(files) > 1 and log is not None:
-            log(f"{folder} holds {len(files)} DICOM series; reading {chosen} ({len(files[chosen])} files), the largest; put each series in its own folder to pick another")
+def _ignore(message: str) -> None:
+    """Default log: messages are dropped."""
+
+
+def read_dicom_series(folder: Path, log: Log | None = None, containing: Path | None = None, series: str | None = None) -> sitk.Image:
+    """Read one checked series of ``folder``: ``series`` (UID or listing number), the one holding ``containing``, or the default."""
+    log = log or _ignore
+    found = scan_folder(folder)
+    chosen, reason = choose_series(found, series, folder, containing)
+    if len(found) > 1:
+        log(f"{folder} holds {len(found)} DICOM series:")
+        for line in listing(found):
+            log(line)
+        log(f"reading series {found.index(chosen) + 1}, {reason}; pass --series NUMBER or --series UID to read another")
+    grid = check_series(chosen, folder)
+    for note in grid.notes:
+        log(f"{folder.name}: {note}")
+    image = _read_pixels(grid, folder, log)
+    return image if grid.is_regular else _regularised(image, grid)
+
+
+def _read_pixels(grid: SliceGrid, folder: Path, log: Log) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files[chosen])
+    reader.SetImageIO("GDCMImageIO")
+    reader.SetFileNames([str(p) for p in grid.files])
     try:
-        return reader.Execute()
+        with library_messages() as messages:
+            image = reader.Execute()
     except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-        raise DccsegError(f"cannot read the DICOM series in {folder} ({first_line}); check that the files are complete CT images") from exc
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        raise DccsegError(
+            f"cannot read the DICOM series in {folder} ({lines[-1] if lines else 'unknown error'}); check that the files are complete CT images"
+        ) from exc
+    for message in messages:
+        log(f"reading {folder.name}: {message}")
+    return image
+
+
+def _regularised(image: sitk.Image, grid: SliceGrid) -> sitk.Image:
+    """The slices linearly interpolated onto the regular grid from the first to the last slice."""
+    source = sitk.GetArrayViewFromImage(image)
+    targets = grid.regular_positions()
+    upper = np.clip(np.searchsorted(grid.positions, targets, side="left"), 1, len(grid.positions) - 1)
+    lower = upper - 1
+    weight = ((targets - grid.positions[lower]) / (grid.positions[upper] - grid.positions[lower])).astype(np.float32)
+    out = np.empty((targets.size, *source.shape[1:]), dtype=np.float32)
+    for k in range(targets.size):
+        out[k] = (1 - weight[k]) * source[lower[k]] + weight[k] * source[upper[k]]
+    if np.issubdtype(source.dtype, np.integer):
+        out = np.round(out)
+    regular = sitk.GetImageFromArray(out)
+    regular.SetOrigin(grid.origin)
+    regular.SetDirection(grid.direction)
+    regular.SetSpacing(grid.spacing)
+    return regular

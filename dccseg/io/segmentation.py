@@ -92,8 +92,10 @@ def write_segmentation(labels: Volume, path: str | os.PathLike, organs: Sequence
 
     Voxels whose id is not among ``organs`` are written as background.
     """
-    ids = np.array([o.label for o in organs])
-    voxels = np.where(np.isin(labels.array, ids), labels.array, 0).astype(np.uint8).transpose(2, 1, 0)
+    kept = np.zeros(256, dtype=np.uint8)
+    kept[[o.label for o in organs]] = [o.label for o in organs]
+    ids = labels.array if labels.array.dtype == np.uint8 else np.clip(labels.array, 0, 255)  # 255 is no organ: out-of-range ids become background
+    voxels = kept[ids].transpose(2, 1, 0)  # one uint8 copy, no temporaries the size of the volume
     segments = [
         {
             "id": f"Segment_{organ.label}",

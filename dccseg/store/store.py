@@ -205,7 +205,7 @@ class ModelStore:
 
     def _commit(self, card: ModelCard, fill: Callable[[Path], Any]) -> ModelEntry:
         """Write a new version into a staging folder, check it, and rename it into place."""
-        from .loading import check_weight_files
+        from .weights import check_weight_files  # imported on use: it needs the networks (MONAI)
 
         target = self.root / card.name / card.version
         if target.exists():

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dccseg.errors import DccsegError
+from dccseg.inference.settings import Preprocessing
 from dccseg.networks import CoarseConfig, RefineConfig
-from dccseg.preprocess import IntensityConfig
 
 PRESETS = ("tiny", "default", "paper")
 PRIORS = ("oof", "coarse", "degraded")
@@ -52,43 +52,6 @@ OPTIMIZER_PRESETS = {
     "paper": OptimizerConfig("adam", lr=1e-4, weight_decay=1e-4, schedule="constant", grad_clip=None),
     "code": OptimizerConfig("sgd", lr=1e-4, weight_decay=0.0, momentum=0.9, schedule="constant", grad_clip=None),
 }
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What the model card's ``preprocessing`` holds; spacings are (x, y, z) / (x, y) in mm."""
-
-    intensity: IntensityConfig = IntensityConfig()
-    coarse_spacing: tuple[float, float, float] = (3.5, 3.5, 3.5)
-    refine_spacing: tuple[float, float] = (1.5, 1.5)
-    refine_slice_thickness: float | None = None
-    patch_size: int = 128
-    patches_per_slice: int = 5
-    fast_patches_per_slice: int = 1
-
-    def to_card(self) -> dict[str, Any]:
-        return {
-            "intensity": self.intensity.to_dict(),
-            "coarse_spacing": list(self.coarse_spacing),
-            "refine_spacing": list(self.refine_spacing),
-            "refine_slice_thickness": self.refine_slice_thickness,
-            "patch_size": self.patch_size,
-            "patches_per_slice": self.patches_per_slice,
-            "fast_patches_per_slice": self.fast_patches_per_slice,
-        }
-
-    @classmethod
-    def from_card(cls, data: dict[str, Any]) -> "Preprocessing":
-        thickness = data.get("refine_slice_thickness")
-        return cls(
-            intensity=IntensityConfig.from_dict(data["intensity"]),
-            coarse_spacing=tuple(float(v) for v in data["coarse_spacing"]),  # type: ignore[arg-type]
-            refine_spacing=tuple(float(v) for v in data["refine_spacing"]),  # type: ignore[arg-type]
-            refine_slice_thickness=None if thickness is None else float(thickness),
-            patch_size=int(data["patch_size"]),
-            patches_per_slice=int(data["patches_per_slice"]),
-            fast_patches_per_slice=int(data["fast_patches_per_slice"]),
-        )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dccseg.errors import DccsegError
 from dccseg.fileutil import atomic_output, ensure_writable_dir
 from dccseg.store import DEFAULT_MODEL_NAME, ModelCard, ModelEntry, ModelStore
 from dccseg.store.archive import weight_file
-from dccseg.store.loading import check_weight_files
+from dccseg.store.weights import check_weight_files
 from dccseg.training.runstate import write_json
 
 PART_WEIGHTS = "model.safetensors"
