@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from dccseg.errors import DccsegError
 from dccseg.organs import ORGAN_BY_KEY
 from dccseg.phantoms import build_template_from_structure_dir, load_template, sample_scan, sample_timed_scan, synthesize_from_labels
+from dccseg.phantoms.acquisition import AcquisitionSettings
 from dccseg.phantoms.hu_table import TISSUE_INDEX, TISSUES
 from dccseg.phantoms.synthesis import prepared
 
@@ -29,7 +30,8 @@ def test_bundled_template_is_small_and_holds_the_organs_first():
 
 def test_synthesis_gives_plausible_ct_and_organ_labels(quick_template):
     template, labels, _ = quick_template
-    ct, organs = synthesize_from_labels(template, phase="arterial", seed=1, output_spacing=(6.0, 6.0, 6.0))
+    standard = AcquisitionSettings(low_dose=0.0, streaks=0.0)  # the whole abdomen at a standard dose: checks the rendered HU
+    ct, organs = synthesize_from_labels(template, phase="arterial", seed=1, output_spacing=(6.0, 6.0, 6.0), field_of_view=None, acquisition=standard)
     assert ct.shape == organs.shape and ct.same_grid(organs) and ct.spacing == (6.0, 6.0, 6.0)
     assert ct.direction == labels.direction
     assert set(np.unique(organs.array)) <= set(range(14)) and {1, 2, 3, 6, 8} <= set(np.unique(organs.array))

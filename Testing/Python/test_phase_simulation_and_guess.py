@@ -10,6 +10,7 @@ import SimpleITK as sitk
 from dccseg.cli import main
 from dccseg.organs import ORGAN_BY_KEY, ORGANS
 from dccseg.phantoms import CONTRAST_PHASES, load_template, measure_organ_means, procedural_phantom, simulate_phase, synthesize_from_labels
+from dccseg.phantoms.acquisition import AcquisitionSettings
 from dccseg.phantoms.hu_table import ORGAN_TISSUE, TISSUE_BY_NAME, hu_range
 from dccseg.phase_guess import guess_phase
 from dccseg.volume import Volume
@@ -62,7 +63,9 @@ def test_phase_guess_on_synthetic_and_real_ct(real_ct):
     assert guess_phase(ct, None)[:2] == ("unknown", 0.0)
     template, names = load_template()
     for phase in ("arterial", "portal-venous"):
-        synthetic, organs = synthesize_from_labels(template, names, phase=phase, seed=11, output_spacing=(6.0, 6.0, 6.0))
+        # the whole abdomen at a standard dose without streaks: this checks the HU the phase table renders
+        synthetic, organs = synthesize_from_labels(template, names, phase=phase, seed=11, output_spacing=(6.0, 6.0, 6.0), field_of_view=None,
+                                                   acquisition=AcquisitionSettings(low_dose=0.0, streaks=0.0))
         assert guess_phase(synthetic, organs)[0] == phase
 
 
