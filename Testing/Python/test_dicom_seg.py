@@ -125,7 +125,7 @@ def test_dciodvfy_finds_no_error_in_the_seg(tmp_path):
         pytest.skip("dciodvfy is not installed (Debian package dicom3tools: apt-get install dicom3tools)")
     out = tmp_path / "slab.dcm"
     write_dicom_seg(slab_labels(), SLAB / "dicom", out, algorithm=Algorithm("dccseg-abdomen", "0.1.0"))
-    result = subprocess.run([validator, str(out)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([validator, str(out)], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
     report = result.stdout + result.stderr
     assert result.returncode == 0 and "Segmentation" in report, report
     assert [line for line in report.splitlines() if line.startswith("Error")] == [], report

@@ -60,7 +60,7 @@ def test_export_arguments_write_a_dicom_seg_of_a_series_copied_from_the_database
     output = tmp_path / "seg" / "organs.dcm"
     engine = Engine()
     command = engine.command(*dicom_seg_arguments(series, tmp_path / "labels.nrrd", output, "dccseg-abdomen@0.1.0"))
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert result.returncode == 0, result.stderr
     seg = hd.seg.segread(output)
     assert [d.SegmentLabel for d in seg.SegmentSequence] == ["liver"]

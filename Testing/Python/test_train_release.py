@@ -39,14 +39,14 @@ def test_release_command_trains_within_budget_without_simpleitk_and_writes_a_usa
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(BLOCKER, encoding="utf-8")  # spawned workers load it too
     env = {**single_thread_env(), "PYTHONPATH": f"{blocker}{os.pathsep}{REPO}", "DCCSEG_MODEL_STORE": str(tmp_path / "store")}
-    probe = subprocess.run([sys.executable, "-c", "import SimpleITK"], env=env, capture_output=True, text=True)
+    probe = subprocess.run([sys.executable, "-c", "import SimpleITK"], env=env, capture_output=True, text=True, encoding="utf-8")
     assert probe.returncode != 0 and "not installed on the GPU machine" in probe.stderr
 
     model = tmp_path / "model"
     command = [sys.executable, "-m", "dccseg", "train", "release", str(model), "--scale", "tiny", "--minutes", str(BUDGET_MINUTES),
                "--device", "cpu", "--workers", "1", "--name", "release-test", "--version", "0.0.1", "--progress", "none"]
     started = time.monotonic()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, encoding="utf-8", timeout=600)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     assert elapsed < BUDGET_MINUTES * 60 + START_UP_S, f"{elapsed:.0f} s for a {BUDGET_MINUTES} min budget"
@@ -63,7 +63,7 @@ def test_release_command_trains_within_budget_without_simpleitk_and_writes_a_usa
 
     store = tmp_path / "store"
     store_env = {**single_thread_env(), "DCCSEG_MODEL_STORE": str(store)}
-    imported = subprocess.run([sys.executable, "-m", "dccseg", "models", "import", str(model)], env=store_env, capture_output=True, text=True)
+    imported = subprocess.run([sys.executable, "-m", "dccseg", "models", "import", str(model)], env=store_env, capture_output=True, text=True, encoding="utf-8")
     assert imported.returncode == 0, imported.stderr[-2000:]
     run_dccseg("segment", str(EXAMPLE / "example_ct.nii.gz"), str(tmp_path / "labels.nii.gz"), "--model", str(model), "--device", "cpu",
                "--progress", "none")
