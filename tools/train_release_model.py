@@ -132,7 +132,7 @@ def combine(run: Path, coarse_run: Path, refine_run: Path) -> Path:
     return run / "model"
 
 
-def finish_card(model: Path, validation_stages: Path, unseen: Path, unseen_stages: dict[str, Path]) -> None:
+def finish_card(run: Path, validation_stages: Path, unseen: Path, unseen_stages: dict[str, Path]) -> None:
     """Put the measured figures into the card: refine skipped where it lost on validation bodies, Dice on unseen bodies.
 
     ``validation_stages``: a ``dccseg diagnose --refine-all --output`` table on fresh anatomies of the training bodies;
@@ -142,9 +142,7 @@ def finish_card(model: Path, validation_stages: Path, unseen: Path, unseen_stage
     from dccseg.store import ModelCard
     from dccseg.training.export import MODEL_FOLDER, read_model_folder
 
-    card, weights = read_model_folder(model.parent) if model.name == MODEL_FOLDER else (None, None)
-    if card is None:
-        raise SystemExit(f"{model} is not a RUN/{MODEL_FOLDER} folder")
+    card, weights = read_model_folder(run)
     validation = json.loads(validation_stages.read_text(encoding="utf-8"))["summary"]
     metrics = json.loads(unseen.read_text(encoding="utf-8"))
     synthetic = metrics["unseen-synthetic"]
@@ -154,7 +152,7 @@ def finish_card(model: Path, validation_stages: Path, unseen: Path, unseen_stage
                              **{name: json.loads(p.read_text(encoding="utf-8"))["summary"] for name, p in unseen_stages.items()}}
     data["metrics"] = {"dice_mean": synthetic["dice_mean_of_organs"], "dice": synthetic["dice_per_organ"],
                        "measured_on": "unseen bodies s0006 and s0009, synthetic, 4 phases (tools/evaluate_unseen.py)", "unseen": metrics}
-    write_model_folder(model, ModelCard.from_dict(data), weights)
+    write_model_folder(run / MODEL_FOLDER, ModelCard.from_dict(data), weights)
 
 
 def main() -> None:
@@ -183,7 +181,7 @@ def main() -> None:
                      "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
         train_coarse(args.run / "coarse-data", run, config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
     elif args.stage == "card":
-        finish_card(args.run / "model", args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)})
+        finish_card(args.run, args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)})
     elif args.stage == "select":
         select_coarse(args.coarse_run)
     elif args.stage == "refine":
