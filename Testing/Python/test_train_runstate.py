@@ -115,3 +115,15 @@ def test_mixed_precision_paths_train_and_resume(tmp_path, dtype):
     scaler = torch.load(tmp_path / "coarse" / "last.pt", weights_only=True)["scaler"]
     assert bool(scaler) == (dtype == torch.float16)
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in read_metrics(tmp_path))
+
+
+def test_patience_stops_a_stage_that_no_longer_improves(tmp_path):
+    stage = toy_stage(12)
+    values = iter([0.5, 0.6, 0.55, 0.58, 0.59, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
+    stage.validate = lambda net: {"liver": next(values)}
+    stage.patience = 3
+    state = RunState(tmp_path, {"coarse": 1.0})
+    state.open(resume=False)
+    result = run_stage(stage, distributed.setup("cpu"), state, StopFlag(), QUIET, False)
+    assert result.state == "finished" and (result.best_epoch, result.best_value) == (2, 0.6)
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]

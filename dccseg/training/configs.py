@@ -80,6 +80,7 @@ class CoarseTraining:
     elastic: float = 0.5
     optimizer: OptimizerConfig = OptimizerConfig("adam", lr=1e-3, weight_decay=1e-5, schedule="poly")
     validate_every: int = 2
+    patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class RefineTraining:
     fold_epochs: int = 30
     optimizer: OptimizerConfig = OptimizerConfig("adam", lr=5e-4, weight_decay=1e-4, schedule="cosine", grad_clip=None)
     validate_every: int = 1
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         if self.prior not in PRIORS:
@@ -199,6 +201,8 @@ def with_overrides(config: TrainingConfig, **overrides: Any) -> TrainingConfig:
         part = getattr(config, stage)
         if name == "optimizer" and isinstance(value, str):
             value = optimizer_preset(value)
+        if name == "optimizer" and isinstance(value, dict):  # as recorded in a run's JSON request
+            value = OptimizerConfig(**value)
         if name == "network" and isinstance(value, dict):  # as recorded in a run's JSON request
             value = type(part.network).from_dict(value)
         config = dataclasses.replace(config, **{stage: dataclasses.replace(part, **{name: value})})

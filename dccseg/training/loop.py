@@ -54,6 +54,7 @@ class Stage:
     validate: ValidateFn | None = None
     validate_every: int = 1
     grad_clip: float | None = None
+    patience: int | None = None  # early stop after this many validations without a better Dice
     extra: dict[str, Any] = field(default_factory=dict)
     epoch_stats: Callable[[int], dict[str, Any]] | None = None  # extra fields of the epoch's metrics record
 
@@ -80,7 +81,7 @@ def run_stage(stage: Stage, ctx: DeviceContext, state: RunState, stop: StopFlag,
     """Train ``stage`` from its last checkpoint (when ``resume``) to its last epoch, or until stopped."""
     scaler = ctx.grad_scaler()
     inner = dist_utils.unwrap(stage.model)
-    start_epoch, best_epoch, best_value = 0, None, None
+    start_epoch, best_epoch, best_value, stale = 0, None, None, 0
     checkpoint = state.load_checkpoint(stage.name) if resume else None
     if checkpoint is not None:
         inner.load_state_dict(checkpoint["model"])
@@ -117,8 +118,10 @@ def run_stage(stage: Stage, ctx: DeviceContext, state: RunState, stop: StopFlag,
             dist_utils.barrier(ctx)
         record["seconds"] = round(time.perf_counter() - started, 3)
         if state.update_best(stage.name, epoch, record["val_dice_mean"]):
-            best_epoch, best_value = epoch, record["val_dice_mean"]
+            best_epoch, best_value, stale = epoch, record["val_dice_mean"], 0
             state.save_checkpoint(stage.name, "best.pt", {"model": inner.state_dict(), "epoch": epoch, "value": best_value})
+        elif record["val_dice_mean"] is not None:
+            stale += 1
         state.save_checkpoint(stage.name, "last.pt", {
             "model": inner.state_dict(), "optimizer": stage.optimizer.state_dict(), "scheduler": stage.scheduler.state_dict(),
             "scaler": scaler.state_dict(), "rng": _rng_state(ctx), "epoch": epoch, "best_epoch": best_epoch,
@@ -131,6 +134,10 @@ def run_stage(stage: Stage, ctx: DeviceContext, state: RunState, stop: StopFlag,
         progress.update(stage.name, fraction, message)
         if dist_utils.any_rank(stop.requested, ctx):
             return StageResult("stopped" if epoch < stage.epochs else "finished", epoch, best_epoch, best_value)
+        if stage.patience and stale >= stage.patience and epoch < stage.epochs:
+            progress.log(f"{stage.name}: no better validation Dice in {stale} validations; stopping early after epoch {epoch} (best: epoch {best_epoch})")
+            state.progress(stage.name, stage.epochs, stage.epochs, f"{stage.name} stopped early after epoch {epoch}", force=True)
+            break
     dist_utils.barrier(ctx)  # rank 0 has written best.pt before any rank reads it
     return StageResult("finished", stage.epochs, best_epoch, best_value)
 
