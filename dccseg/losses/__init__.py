@@ -4,6 +4,7 @@ baseline and the segmentation Dice losses. See docs/losses.md."""
 from .ce import ClassifierHead, ce_pretrain_loss
 from .contrastive import FORMS, contrastive_loss
 from .dice import binary_dice_loss, coarse_dice_ce_loss
+from .partial import partial_label_loss
 from .labels import agcl_labels, label_positives, simclr_positives
 from .registry import (
     LOSS_NAMES,
@@ -33,6 +34,7 @@ __all__ = [
     "label_positives",
     "legacy_dcc_weights",
     "mean_mask_intensity",
+    "partial_label_loss",
     "simclr_positives",
     "weights_from_intensity",
 ]

@@ -27,12 +27,17 @@ SPLIT_FILE = "split.json"
 
 @dataclass
 class CaseVolumes:
-    """One case on a working grid: CT in HU (float32) and organ labels (uint8), same grid."""
+    """One case on a working grid: CT in HU (float32) and organ labels (uint8), same grid.
+
+    ``unlabelled``: organ ids the case's label map does not annotate (a dataset that lacks them); their voxels
+    count as unknown in the loss, not as background.
+    """
 
     id: str
     phase: str
     ct: Volume
     labels: Volume
+    unlabelled: tuple[int, ...] = ()
 
 
 def labelled_cases(dataset: Dataset) -> list[Case]:
@@ -75,13 +80,21 @@ def split_cases(cases: list[Case], val_fraction: float, seed: int) -> tuple[list
     return [i for i in ids if i not in val], val
 
 
-def load_or_make_split(run_dir: Path, cases: list[Case], val_fraction: float, seed: int, reuse_from: Path | None = None) -> tuple[list[str], list[str]]:
+def load_or_make_split(run_dir: Path, cases: list[Case], val_fraction: float, seed: int, reuse_from: Path | None = None,
+                       held_out: list[str] | None = None) -> tuple[list[str], list[str]]:
     """The run's split: kept in ``split.json`` so resumed and later stages (refine) use the same one.
 
     ``reuse_from``: the coarse run folder, whose split refine must keep so its validation cases
-    were never seen by the coarse model either.
+    were never seen by the coarse model either. ``held_out``: the validation cases the user chose.
     """
     known = {c.id for c in cases}
+    if held_out:
+        unknown = sorted(set(held_out) - known)
+        if unknown:
+            raise DccsegError(f"--held-out names cases that are not labelled cases of the dataset: {', '.join(unknown)}")
+        if not known - set(held_out):
+            raise DccsegError("--held-out leaves no case to train on; hold out fewer cases")
+        return sorted(known - set(held_out)), sorted(held_out)
     for folder in (run_dir, reuse_from):
         path = folder / SPLIT_FILE if folder is not None else None
         if path is not None and path.is_file():

@@ -14,7 +14,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
-from dccseg.losses import coarse_dice_ce_loss
+from dccseg.losses import coarse_dice_ce_loss, partial_label_loss
 from dccseg.inference.settings import MAX_COARSE_ROI
 from dccseg.networks import CoarseConfig, build_coarse_net, pad_to_multiple
 from dccseg.preprocess import IntensityConfig, normalize_ct
@@ -70,11 +70,15 @@ def _batches(samples: CoarseSamples, session: Session, batch_size: int):
     return make
 
 
-def fit_coarse(session: Session, stage: str, train: list[CaseVolumes], val: list[CaseVolumes], settings: CoarseTraining, epochs: int) -> tuple[StageResult, nn.Module]:
-    """Train (or resume) one coarse model; returns its result and the network holding the best weights."""
+def fit_coarse(session: Session, stage: str, train: list[CaseVolumes], val: list[CaseVolumes], settings: CoarseTraining, epochs: int,
+               initial_state: dict[str, torch.Tensor] | None = None) -> tuple[StageResult, nn.Module]:
+    """Train (or resume) one coarse model, from ``initial_state`` when given; returns its result and the network holding the best weights."""
     config = session.config
     torch.manual_seed(config.seed)
-    model = distributed.wrap(build_coarse_net(settings.network), session.ctx)
+    start = build_coarse_net(settings.network)
+    if initial_state is not None:
+        start.load_state_dict(initial_state)
+    model = distributed.wrap(start, session.ctx)
     net = distributed.unwrap(model)
     optimizer = build_optimizer(model.parameters(), settings.optimizer)
     loss = coarse_dice_ce_loss()
@@ -85,18 +89,22 @@ def fit_coarse(session: Session, stage: str, train: list[CaseVolumes], val: list
         image, labels = batch["image"].to(device), batch["labels"].to(device)
         image, labels = random_warp(image, labels, generator, settings.rotate_degrees, settings.scale_range, settings.elastic)
         image = random_intensity(image, generator)
-        return loss(module(image), labels)
+        logits = module(image)
+        known = batch["known"].to(device)
+        return loss(logits, labels) if bool(known.all()) else partial_label_loss(logits, labels, known)
 
     def validate(module: nn.Module) -> dict[str, float]:
         dice = DiceAccumulator()
         for case in val:
-            dice.add_labelmaps(predict_coarse(module, case.ct.array, config.preprocessing.intensity, settings.network.size_divisor, device), case.labels.array)
+            prediction = predict_coarse(module, case.ct.array, config.preprocessing.intensity, settings.network.size_divisor, device)
+            prediction[np.isin(prediction, case.unlabelled)] = 0  # organs the dataset does not label are not scored
+            dice.add_labelmaps(prediction, case.labels.array)
         return dice.result()
 
     spec = Stage(
         name=stage, epochs=epochs, model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, settings.optimizer, epochs),
         batches=_batches(CoarseSamples(train, config), session, settings.batch_size), loss_fn=loss_fn,
-        validate=validate if val else None, validate_every=settings.validate_every, grad_clip=settings.optimizer.grad_clip,
+        validate=validate if val else None, validate_every=settings.validate_every, grad_clip=settings.optimizer.grad_clip, patience=settings.patience,
     )
     result = run_stage(spec, session.ctx, session.state, session.stop, session.progress, session.resume)
     best = session.state.load_checkpoint(stage, "best.pt") if result.state == "finished" else None

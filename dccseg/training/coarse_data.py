@@ -37,9 +37,12 @@ class CoarseSamples(torch.utils.data.Dataset):
         ct = random_phase(case.ct, case.labels, case.phase, rng, self.config.phase.probability)
         image = normalize_ct(ct.array, self.config.preprocessing.intensity)
         image, labels = random_crop(image, case.labels.array, self.config.coarse.crop, self.config.coarse.foreground_crops, rng)
+        known = torch.ones(len(ORGANS) + 1, dtype=torch.bool)
+        known[list(case.unlabelled)] = False
         return {
             "image": torch.from_numpy(image)[None],
             "labels": torch.from_numpy(labels.astype(np.int64))[None],
+            "known": known,
             "seed": torch.tensor(int(rng.integers(2**62))),
         }
 
@@ -71,5 +74,6 @@ def synthetic_cases(templates: list[CaseVolumes], count: int, seed: int) -> list
         template = templates[i % len(templates)]
         phase = str(rng.choice(KNOWN_PHASES))
         ct, labels = synthesize_from_labels(template.labels, names, phase, int(rng.integers(2**31)), output_spacing=template.labels.spacing)
-        out.append(CaseVolumes(f"synthetic-{i}-{template.id}", phase, ct.with_array(ct.array.astype(np.float32)), labels.with_array(labels.array.astype(np.uint8))))
+        ct, labels = ct.with_array(ct.array.astype(np.float32)), labels.with_array(labels.array.astype(np.uint8))
+        out.append(CaseVolumes(f"synthetic-{i}-{template.id}", phase, ct, labels, template.unlabelled))
     return out
