@@ -239,3 +239,13 @@ def test_dataset_hash_of_a_dataset_follows_cases_and_phases(tmp_path: Path) -> N
     assert first == dataset_hash(Dataset.load(tmp_path / "data"))
     case.phase = "portal-venous"
     assert dataset_hash(dataset) != first
+
+
+def test_a_held_back_version_is_never_the_default(store: ModelStore, weights) -> None:
+    store.register(make_card(version="1.0.0"), weights)
+    store.register(make_card(version="1.1.0", held_back="worse than its starting model on the held-out cases (0.80 -> 0.70)"), weights)
+    assert store.resolve(None).version == "1.0.0" and store.resolve("dccseg-abdomen").version == "1.0.0"
+    assert store.resolve("dccseg-abdomen@1.1.0").card.held_back.startswith("worse")
+    assert store.next_version("dccseg-abdomen") == "1.2.0"
+    assert ModelCard.from_dict(store.resolve("dccseg-abdomen@1.1.0").card.to_dict()).held_back
+    assert "held_back" not in store.resolve("dccseg-abdomen").card.to_dict()

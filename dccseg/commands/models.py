@@ -23,7 +23,7 @@ def _dice_text(entry: ModelEntry) -> str:
 def format_table(entries: list[ModelEntry]) -> str:
     """A plain-text table: name, version, created, mean Dice, source."""
     header = ("NAME", "VERSION", "CREATED", "MEAN DICE", "SOURCE")
-    rows = [(e.name, e.version, e.card.created[:10], _dice_text(e), "built-in" if e.builtin else "user") for e in entries]
+    rows = [(e.name, e.version, e.card.created[:10], _dice_text(e), ("built-in" if e.builtin else "user") + (", held back" if e.card.held_back else "")) for e in entries]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
 
@@ -45,6 +45,11 @@ def describe(entry: ModelEntry) -> str:
         f"  pretraining:   {card.training.get('pretraining') or 'none'}",
         f"  mean Dice:     {_dice_text(entry)}",
     ]
+    finetune = card.metrics.get("finetune")
+    if finetune:
+        lines.append(f"  fine-tuned:    from {finetune['from']}, {finetune['verdict']}: {finetune['summary']}")
+    if card.held_back:
+        lines.append(f"  held back:     {card.held_back} (never the default; use {entry.ref} explicitly)")
     per_organ = card.metrics.get("dice") or {}
     lines += [f"    {key:<26}{value:.3f}" for key, value in per_organ.items() if isinstance(value, (int, float))]
     if card.speed:

@@ -40,7 +40,7 @@ PREPROCESSING_KEYS = (
     "fast_patches_per_slice",
 )
 BUMPS = ("major", "minor", "patch")
-OPTIONAL_FIELDS = ("refine_skip", "stage_metrics")
+OPTIONAL_FIELDS = ("refine_skip", "stage_metrics", "held_back")
 STAGE_COLUMNS = ("coarse", "refined", "oracle_prior", "oracle_refined")
 
 
@@ -96,6 +96,8 @@ class ModelCard:
     dccseg_version: str = __version__
     refine_skip: list[str] = field(default_factory=list)
     stage_metrics: dict[str, Any] = field(default_factory=dict)
+    held_back: str = ""
+    """Why this version must not become the default (a fine-tune worse than its start); only an explicit name@version uses it."""
 
     def __post_init__(self) -> None:
         self.validate()

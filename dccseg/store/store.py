@@ -101,13 +101,16 @@ class ModelStore:
         return self.scan()[0]
 
     def resolve(self, ref: str | None = None) -> ModelEntry:
-        """The entry for ``name``, ``name@version``, a version folder, or None (newest default model)."""
+        """The entry for ``name``, ``name@version``, a version folder, or None (newest default model).
+
+        A plain ``name`` skips versions whose card is ``held_back`` (a fine-tune that came out worse): they are used only by ``name@version``.
+        """
         if ref is not None and is_path_ref(ref):
             return self._entry_for_folder(Path(ref).expanduser())
         entries = self.list()
         name, _, version = (ref or DEFAULT_MODEL_NAME).partition("@")
         for entry in entries:  # sorted newest first, user store first
-            if entry.name == name and (not version or entry.version == version):
+            if entry.name == name and (entry.version == version or not (version or entry.card.held_back)):
                 return entry
         available = ", ".join(e.ref for e in entries)
         wanted = ref or f"{DEFAULT_MODEL_NAME} (the default model)"
