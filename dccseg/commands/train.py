@@ -17,6 +17,7 @@ from ..progress import Progress
 from ..store import DEFAULT_MODEL_NAME
 from ..training.configs import OPTIMIZER_PRESETS, PRESETS, PRIORS
 from ..training.distributed import DEVICE_CHOICES
+from ..training.finetune import WORLD_RATIO
 from ..training.pipeline import PRETRAIN_LOSSES, train_all, train_coarse, train_refine
 from ..training.pretrain import FORMS, train_pretrain
 from ..training.pretrain_data import D_SCALES
@@ -69,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     _refine_options(everything)
     everything.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the store (the next free version is used)")
     everything.add_argument("--loss", choices=PRETRAIN_LOSSES, default="none", help="contrastive pretraining loss of the refine encoder (none: train from scratch)")
+    everything.add_argument("--from", dest="from_model", metavar="MODEL_REF",
+                            help="fine-tune this model (NAME, NAME@VERSION or folder) instead of training from scratch: its weights, preprocessing and a gentler schedule")
+    everything.add_argument("--world-ratio", type=float, default=WORLD_RATIO,
+                            help=f"with --from: renders of the bundled bodies in all phases per training case, so the model keeps working beyond your scans (default {WORLD_RATIO})")
+    everything.add_argument("--held-out", metavar="ID[,ID...]", help="the cases to hold out for validation and the before/after comparison (default: a random --val-fraction)")
+    everything.add_argument("--no-benchmark", action="store_true", help="with --from: compare before/after on the held-out cases only, not on the bundled benchmark")
     everything.set_defaults(func=run_all)
 
     release = stages.add_parser("release", parents=[common],
@@ -134,9 +141,11 @@ def run_refine(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def run_all(args: argparse.Namespace, progress: Progress) -> int:
+    held_out = [part.strip() for part in args.held_out.split(",") if part.strip()] if args.held_out else None
     return _exit(train_all(
         args.dataset, args.output, name=args.name, loss=args.loss, config=args.config,
         overrides=_overrides(args, ("coarse", "refine")), device=args.device, resume=args.resume, progress=_progress(progress),
+        from_model=args.from_model, world_ratio=args.world_ratio, held_out=held_out, benchmark=not args.no_benchmark,
     ))
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from dccseg.errors import DccsegError
+from dccseg.organs import ORGAN_BY_LABEL
 from dccseg.inference.settings import InferenceSettings
 from dccseg.networks import CoarseConfig
 from dccseg.progress import QUIET, Progress
@@ -31,6 +32,7 @@ from dccseg.training.cases import CaseVolumes, on_grid, read_canonical
 from dccseg.training.coarse import coarse_network, fit_coarse
 from dccseg.training.coarse_data import synthetic_cases
 from dccseg.training.configs import Preprocessing
+from dccseg.training.finetune import WORLD_RATIO, StartingModel, load_starting_model, resolve_card, unlabelled_organs, world_cases, world_count
 from dccseg.training.export import MODEL_FOLDER, RUN_MODEL_VERSION, build_card, export_model, load_part, read_model_folder, save_part, write_model_folder
 from dccseg.training.loop import StageStopped
 from dccseg.training.priors import degraded_prior, out_of_fold_priors, predicted_prior
@@ -43,6 +45,8 @@ from dccseg.volume import Volume
 
 PRETRAIN_LOSSES = ("none", "dcc", "simclr", "supcon", "agcl", "ce")
 LOAD_STAGE = "load"
+WORLD_STAGE = "world"
+COMPARE_STAGE = "compare"
 
 
 # -- entry points ------------------------------------------------------------------------------
@@ -69,31 +73,50 @@ def train_refine(dataset: str | Path, output: str | Path, *, coarse: str | Path 
         return _run(session, body)
 
 
-def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MODEL_NAME, loss: str = "none", config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET, store: ModelStore | None = None) -> str:
-    """Coarse -> pretraining (``loss`` != none) -> refine -> evaluation -> a new version of ``name`` in the store."""
+def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MODEL_NAME, loss: str = "none", config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET, store: ModelStore | None = None,
+              from_model: str | None = None, world_ratio: float = WORLD_RATIO, held_out: list[str] | None = None, benchmark: bool = True) -> str:
+    """Coarse -> pretraining (``loss`` != none) -> refine -> evaluation -> a new version of ``name`` in the store.
+
+    ``from_model``: fine-tune that model (``dccseg.training.finetune``) with ``world_ratio`` renders of the bundled bodies per
+    training case, then compare it with the new one on the held-out cases (and the benchmark); a worse result is registered held back.
+    """
     if loss not in PRETRAIN_LOSSES:
         raise DccsegError(f"unknown pretraining loss '{loss}'; use one of {', '.join(PRETRAIN_LOSSES)}")
     if loss != "none" and importlib.util.find_spec("dccseg.training.pretrain") is None:
         raise DccsegError("pretraining is not available yet in this dccseg; use --loss none")
-    request = {"command": "all", "preset": config, "overrides": dict(overrides or {}), "name": name, "loss": loss}
+    if from_model and loss != "none":
+        raise DccsegError("a fine-tune keeps its starting model's refine encoder; drop --loss, or train from scratch without --from")
+    world_count(world_ratio, 0)
+    request = {"command": "all", "preset": config, "overrides": dict(overrides or {}), "name": name, "loss": loss, "held_out": held_out}
+    if from_model:
+        request.update({"from": resolve_card(from_model)[0], "world_ratio": world_ratio, "benchmark": benchmark})
     weights = {LOAD_STAGE: 0.05, "coarse": 1.0, **_refine_weights(request), "evaluate": 0.1}
     if loss != "none":
         weights["pretrain"] = 1.0
+    if from_model:
+        weights.update({WORLD_STAGE: 0.1, COMPARE_STAGE: 0.4})
     with open_session(dataset, output, request, weights, device, resume, progress) as session:
         def body() -> None:
-            coarse_model = coarse_stage(session)
+            start = load_starting_model(session.request["from"]) if session.request.get("from") else None
+            world = world_volumes(session) if start is not None else []
+            coarse_model = coarse_stage(session, start, world)
             encoder_state = None
             if session.request.get("loss", "none") != "none":
                 pretrain = importlib.import_module("dccseg.training.pretrain")
                 encoder_state = pretrain.run_pretrain(session, session.request["loss"], coarse_model)
-            refine_stage(session, coarse_model, encoder_state)
+            if start is None:
+                refine_stage(session, coarse_model, encoder_state)
+            else:
+                refine_stage(session, start.coarse, None, initial_state=start.refine_state, world=world)
             if session.state.status.get("model_ref") is None:
                 write_run_model(session, coarse_model, session.request["name"], pretraining=session.request.get("loss"))
                 evaluate_stage(session)
+                if start is not None:
+                    compare_stage(session, start.ref)
                 if session.ctx.is_writer:
                     entry = export_model(session.run_dir, session.request["name"], store=store)
                     session.state.set(model_ref=entry.ref, message=f"registered {entry.ref}")
-                    session.log(f"registered model {entry.ref}")
+                    session.log(f"registered model {entry.ref}" + (f", held back: {entry.card.held_back}" if entry.card.held_back else ""))
         return _run(session, body)
 
 
@@ -125,31 +148,48 @@ def _refine_weights(request: dict[str, Any]) -> dict[str, float]:
 
 # -- stages ------------------------------------------------------------------------------------
 def load_coarse_cases(session: Session, ids: list[str]) -> list[CaseVolumes]:
+    """The cases on the coarse grid; organs that no case of the dataset labels are marked unlabelled (unknown in the loss)."""
     spacing = session.config.preprocessing.coarse_spacing
-    out = []
+    out, labelmaps = [], []
     for i, case in enumerate(session.cases(ids)):
         session.state.set(force=False, stage=LOAD_STAGE, message=f"loading {case.id} ({i + 1}/{len(ids)})")
-        ct, labels = on_grid(*read_canonical(case), spacing)
+        ct, labels = read_canonical(case)
+        labelmaps.append(labels.array)
+        ct, labels = on_grid(ct, labels, spacing)
         out.append(CaseVolumes(case.id, source_phase(ct, labels, case.phase), ct, labels))
-    return out
+    missing = unlabelled_organs(labelmaps)
+    if missing and ids:
+        session.log(f"no case labels organ(s) {', '.join(ORGAN_BY_LABEL[o].key for o in missing)}: they are left out of the loss, not taught as background")
+    return [dataclasses.replace(c, unlabelled=missing) for c in out]
 
 
-def coarse_stage(session: Session) -> CoarseModel:
-    """Train the coarse model (skipped when a resumed run already finished it)."""
+def world_volumes(session: Session) -> list[tuple[str, str, Volume, Volume]]:
+    """Renders of the bundled training bodies that join a fine-tune's training cases (``--world-ratio`` per case)."""
+    count = world_count(float(session.request.get("world_ratio", WORLD_RATIO)), len(session.train_ids))
+    session.state.progress(WORLD_STAGE, 0.0, 1, f"rendering {count} case(s) of the bundled bodies", force=True)
+    world = world_cases(count, session.config.preprocessing.refine_spacing, session.config.seed)
+    session.state.progress(WORLD_STAGE, 1.0, 1, f"{count} bundled-body case(s) ready", force=True)
+    return world
+
+
+def coarse_stage(session: Session, start: StartingModel | None = None, world: list[tuple[str, str, Volume, Volume]] = ()) -> CoarseModel:
+    """Train the coarse model (skipped when a resumed run already finished it); a fine-tune starts from ``start``'s."""
     folder = session.run_dir / "coarse"
     part = load_part(folder) if session.resume else None
     if part is None:
         config = session.config
-        train = load_coarse_cases(session, session.train_ids)
-        val = load_coarse_cases(session, session.val_ids)
+        loaded = load_coarse_cases(session, session.train_ids + session.val_ids)
+        train, val = loaded[: len(session.train_ids)], loaded[len(session.train_ids):]
         pool = synthetic_cases(train, config.phase.synthetic_cases, config.seed)
-        result, net = fit_coarse(session, "coarse", train + pool, val, config.coarse, config.coarse.epochs)
+        pool += [CaseVolumes(case_id, phase, *on_grid(ct, labels, config.preprocessing.coarse_spacing)) for case_id, phase, ct, labels in world]
+        initial = start.coarse.state_dict if start is not None else None
+        result, net = fit_coarse(session, "coarse", train + pool, val, config.coarse, config.coarse.epochs, initial_state=initial)
         if result.state != "finished":
             raise StageStopped("coarse")
         info = {
             "part": "coarse", "architecture": config.coarse.network.to_dict(), "preprocessing": config.preprocessing.to_card(),
             "epochs": config.coarse.epochs, "best": session.state.status.get("best"), "synthetic_cases": len(pool),
-            "data": data_summary(session), "data_hash": dataset_hash(session.dataset),
+            "data": data_summary(session), "data_hash": dataset_hash(session.dataset), "source": start.ref if start is not None else None,
         }
         if session.ctx.is_writer:
             save_part(folder, net.state_dict(), info)
@@ -169,8 +209,12 @@ def _adopt_coarse(session: Session, coarse: CoarseModel | None) -> None:
     )
 
 
-def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Mapping[str, torch.Tensor] | None) -> None:
-    """Train the refine model on organ patches (skipped when a resumed run already finished it)."""
+def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Mapping[str, torch.Tensor] | None,
+                 initial_state: Mapping[str, torch.Tensor] | None = None, world: list[tuple[str, str, Volume, Volume]] = ()) -> None:
+    """Train the refine model on organ patches (skipped when a resumed run already finished it).
+
+    ``initial_state``: a whole refine network to start from (a fine-tune); ``world``: extra training volumes (id, phase, CT, labels).
+    """
     folder = session.run_dir / REFINE_STAGE
     if session.resume and load_part(folder) is not None:
         return
@@ -185,37 +229,47 @@ def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Ma
 
     small: dict[str, CaseVolumes] = {}
     fine: dict[str, tuple[Volume, Volume]] = {}
+    labelmaps = []
     for case in session.cases(session.train_ids + session.val_ids):
         session.state.set(force=False, stage=LOAD_STAGE, message=f"loading {case.id}")
         ct, labels = read_canonical(case)
+        labelmaps.append(labels.array)
         ct_c, labels_c = on_grid(ct, labels, config.preprocessing.coarse_spacing)
         small[case.id] = CaseVolumes(case.id, source_phase(ct_c, labels_c, case.phase), ct_c, labels_c)
         fine[case.id] = on_grid(ct, labels, settings.refine_grid_spacing(ct.spacing[2]))
+    unlabelled = set(unlabelled_organs(labelmaps))
+    for case_id, phase, ct, labels in world:
+        small[case_id] = CaseVolumes(case_id, phase, *on_grid(ct, labels, config.preprocessing.coarse_spacing))
+        fine[case_id] = on_grid(ct, labels, settings.refine_grid_spacing(ct.spacing[2]))
+    train_ids = session.train_ids + [case_id for case_id, *_ in world]
 
     train_priors = out_of_fold_priors(session, [small[i] for i in session.train_ids]) if mode == "oof" else {}
 
     def prior_for(index: int, case_id: str) -> Volume:
         """Training cases: the chosen prior; validation cases: a coarse model's masks when there is one."""
-        is_train = case_id in session.train_ids
-        if is_train and mode == "oof":
+        is_train = case_id in train_ids
+        if is_train and mode == "oof" and case_id in train_priors:
             return train_priors[case_id]
         if net is not None and not (is_train and mode == "degraded"):
             return predicted_prior(net, small[case_id], config.preprocessing.intensity, divisor, device)
         return degraded_prior(small[case_id].labels, np.random.default_rng([config.seed, index, 3]))
 
     cases: dict[str, RefineCase] = {}
-    for index, case_id in enumerate(session.train_ids + session.val_ids):
-        variants = config.refine.phase_variants if case_id in session.train_ids else 0
+    for index, case_id in enumerate(train_ids + session.val_ids):
+        variants = config.refine.phase_variants if case_id in train_ids else 0
         ct_r, labels_r = fine[case_id]
-        cases[case_id] = refine_case(case_id, small[case_id].phase, ct_r, labels_r, prior_for(index, case_id), settings, variants, np.random.default_rng([config.seed, index, 4]))
+        case = refine_case(case_id, small[case_id].phase, ct_r, labels_r, prior_for(index, case_id), settings, variants, np.random.default_rng([config.seed, index, 4]))
+        if case_id in session.train_ids or case_id in session.val_ids:
+            case.organs = [o for o in case.organs if o not in unlabelled]
+        cases[case_id] = case
     del fine, small
-    result, refine_net = fit_refine(session, [cases[i] for i in session.train_ids], [cases[i] for i in session.val_ids], encoder_state)
+    result, refine_net = fit_refine(session, [cases[i] for i in train_ids], [cases[i] for i in session.val_ids], encoder_state, initial_state)
     if result.state != "finished":
         raise StageStopped(REFINE_STAGE)
     info = {
         "part": "refine", "architecture": config.refine.network.to_dict(), "preprocessing": config.preprocessing.to_card(),
         "epochs": config.refine.epochs, "prior": mode, "encoder": session.request.get("encoder"), "best": session.state.status.get("best"),
-        "data": data_summary(session), "data_hash": dataset_hash(session.dataset),
+        "data": data_summary(session), "data_hash": dataset_hash(session.dataset), "source": session.request.get("from"),
     }
     if session.ctx.is_writer:
         save_part(folder, refine_net.state_dict(), info)
@@ -253,6 +307,32 @@ def evaluate_stage(session: Session) -> None:
     card.metrics = {**metrics, "validation": card.metrics.get("validation")}
     write_model_folder(folder, card, weights)
     session.state.progress("evaluate", 1.0, 1, f"validation Dice {metrics.get('dice_mean')}", force=True)
+
+
+def compare_stage(session: Session, start_ref: str) -> None:
+    """Before/after: the starting model and the new one on the held-out cases and the benchmark, into the card's ``metrics.finetune``."""
+    from dccseg.training.finetune_report import benchmark_cases, case_scores, compare, summary_line, verdict
+
+    if not session.ctx.is_writer:
+        return
+    folder = str((session.run_dir / MODEL_FOLDER).resolve())
+    held = session.cases(session.val_ids)
+    session.state.progress(COMPARE_STAGE, 0.0, 1, f"{start_ref} against the new model on {len(held)} held-out case(s)", force=True)
+    held_out = compare(case_scores(start_ref, held, session.ctx.device, session.progress), case_scores(folder, held, session.ctx.device, session.progress))
+    held_out["method"] = "held-out"
+    bench = None
+    if session.request.get("benchmark", True):
+        cases = benchmark_cases(session.run_dir)
+        bench = compare(case_scores(start_ref, cases, session.ctx.device, session.progress), case_scores(folder, cases, session.ctx.device, session.progress))
+    word, reason = verdict(held_out, bench)
+    report = {"from": start_ref, "held_out": held_out, "benchmark": bench, "verdict": word}
+    report["summary"] = summary_line(report)
+    card, weights = read_model_folder(session.run_dir)
+    card.metrics = {**card.metrics, "finetune": report}
+    card.held_back = reason
+    write_model_folder(session.run_dir / MODEL_FOLDER, card, weights)
+    session.log(f"fine-tuned from {start_ref}: {report['summary']} ({word})")
+    session.state.progress(COMPARE_STAGE, 1.0, 1, report["summary"], force=True)
 
 
 def data_summary(session: Session) -> dict[str, Any]:

@@ -30,8 +30,9 @@ STAGE = "refine"
 VALIDATION_SEED = 12345
 
 
-def fit_refine(session: Session, train: list[RefineCase], val: list[RefineCase], encoder_state: Mapping[str, torch.Tensor] | None = None) -> tuple[StageResult, nn.Module]:
-    """Train (or resume) the refine network; returns its result and the network with the best weights."""
+def fit_refine(session: Session, train: list[RefineCase], val: list[RefineCase], encoder_state: Mapping[str, torch.Tensor] | None = None,
+               initial_state: Mapping[str, torch.Tensor] | None = None) -> tuple[StageResult, nn.Module]:
+    """Train (or resume) the refine network, from ``initial_state`` (a whole model's) when given; returns its result and the network with the best weights."""
     config, settings = session.config, session.config.refine
     ctx, device = session.ctx, session.ctx.device
     size, in_channels = settings.network.patch_size, settings.network.in_channels
@@ -39,6 +40,8 @@ def fit_refine(session: Session, train: list[RefineCase], val: list[RefineCase],
     net = build_refine_net(settings.network)
     if encoder_state is not None:
         load_encoder_state(net, encoder_state)
+    if initial_state is not None:
+        net.load_state_dict(initial_state)
     model = distributed.wrap(net, ctx)
     net = distributed.unwrap(model)
     optimizer = build_optimizer(model.parameters(), settings.optimizer)
@@ -68,7 +71,7 @@ def fit_refine(session: Session, train: list[RefineCase], val: list[RefineCase],
     spec = Stage(
         name=STAGE, epochs=settings.epochs, model=model, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, settings.optimizer, settings.epochs), batches=batches, loss_fn=loss_fn,
-        validate=validate if len(val_rows) else None, validate_every=settings.validate_every, grad_clip=settings.optimizer.grad_clip,
+        validate=validate if len(val_rows) else None, validate_every=settings.validate_every, grad_clip=settings.optimizer.grad_clip, patience=settings.patience,
     )
     result = run_stage(spec, ctx, session.state, session.stop, session.progress, session.resume)
     best = session.state.load_checkpoint(STAGE, "best.pt") if result.state == "finished" else None

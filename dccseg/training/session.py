@@ -60,7 +60,13 @@ def resolve_request(run_dir: Path, request: dict[str, Any], resume: bool) -> dic
 
 
 def build_config(request: dict[str, Any]) -> TrainingConfig:
-    return with_overrides(preset(request.get("preset", "default")), **request.get("overrides", {}))
+    """The preset, made a fine-tune of the ``from`` model when there is one, with the command's overrides on top."""
+    config = preset(request.get("preset", "default"))
+    if request.get("from"):
+        from dccseg.training.finetune import finetune_config, resolve_card
+
+        config = finetune_config(config, resolve_card(request["from"])[1])
+    return with_overrides(config, **request.get("overrides", {}))
 
 
 @contextlib.contextmanager
@@ -87,7 +93,7 @@ def open_session(
         cases = labelled_cases(dataset)
         state.open(resume)
         opened = True
-        train_ids, val_ids = load_or_make_split(run_dir, cases, config.val_fraction, config.seed, reuse_from=split_from)
+        train_ids, val_ids = load_or_make_split(run_dir, cases, config.val_fraction, config.seed, reuse_from=split_from, held_out=request.get("held_out"))
         if ctx.is_writer:
             write_json(run_dir / RUN_FILE, {**request, "dataset": str(dataset.root)})
             write_json(run_dir / "config.json", config.to_dict())

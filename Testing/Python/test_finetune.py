@@ -1,0 +1,106 @@
+"""Fine-tuning from a model (``train all --from``): the loss for partly labelled datasets, the schedule, the split, the verdict, the loop."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from dccseg.errors import DccsegError
+from dccseg.losses import coarse_dice_ce_loss, partial_label_loss
+from dccseg.store import ModelStore
+from dccseg.training.cases import load_or_make_split
+from dccseg.training.configs import OptimizerConfig, preset
+from dccseg.training.finetune import EPOCH_SHARE, LR_SHARE, finetune_config, unlabelled_organs, world_count
+from dccseg.training.finetune_report import compare, summary_line, verdict
+from dccseg.training.pipeline import train_all
+from dccseg.training.runstate import read_status
+from tiny_models import tiny_card
+from train_fixtures import phantom_dataset
+
+QUICK = {"coarse__epochs": 2, "refine__epochs": 1}
+
+
+def test_partial_label_loss_equals_the_coarse_loss_when_every_organ_is_labelled():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(2, 14, 6, 6, 6), torch.randint(0, 14, (2, 1, 6, 6, 6))
+    known = torch.ones(2, 14, dtype=torch.bool)
+    assert torch.allclose(partial_label_loss(logits, labels, known), coarse_dice_ce_loss()(logits, labels), atol=1e-5)
+
+
+def test_an_unlabelled_organ_predicted_on_background_is_not_punished():
+    labels = torch.zeros(1, 1, 4, 4, 4, dtype=torch.long)
+    labels[..., :2] = 6  # liver annotated in half the crop, the rest background
+    logits = torch.full((1, 14, 4, 4, 4), -5.0)
+    logits[:, 6, ..., :2] = 5.0
+    logits[:, 3, ..., 2:] = 5.0  # the network calls the background "kidney_left"
+    known = torch.ones(1, 14, dtype=torch.bool)
+    punished = partial_label_loss(logits, labels, known)
+    known[0, 3] = False
+    assert partial_label_loss(logits, labels, known) < punished - 1.0
+
+
+def test_organs_no_label_map_holds_are_unlabelled():
+    first, second = np.array([0, 1, 6]), np.array([0, 6, 2])
+    assert unlabelled_organs([first, second]) == (3, 4, 5, 7, 8, 9, 10, 11, 12, 13)
+
+
+def test_finetune_schedule_takes_the_card_and_is_gentler():
+    card = tiny_card()
+    config = finetune_config(preset("default"), card)
+    assert config.preprocessing.to_card() == card.preprocessing
+    assert config.coarse.network.to_dict() == card.architecture["coarse"] and config.refine.network.to_dict() == card.architecture["refine"]
+    assert config.coarse.epochs == round(preset("default").coarse.epochs * EPOCH_SHARE) and config.coarse.patience
+    assert config.refine.optimizer.lr == pytest.approx(preset("default").refine.optimizer.lr * LR_SHARE) and config.refine.prior == "coarse"
+
+
+def test_world_ratio_must_not_be_negative():
+    assert world_count(1.0, 3) == 3 and world_count(0.5, 5) == 2
+    with pytest.raises(DccsegError, match="world-ratio"):
+        world_count(-1.0, 3)
+
+
+def test_held_out_cases_are_the_users_choice(tmp_path):
+    cases = [dataclasses.make_dataclass("C", ["id"])(i) for i in ("a", "b", "c")]
+    assert load_or_make_split(tmp_path, cases, 0.2, 0, held_out=["c"]) == (["a", "b"], ["c"])
+    with pytest.raises(DccsegError, match="not labelled cases"):
+        load_or_make_split(tmp_path, cases, 0.2, 0, held_out=["x"])
+    with pytest.raises(DccsegError, match="no case to train"):
+        load_or_make_split(tmp_path, cases, 0.2, 0, held_out=["a", "b", "c"])
+
+
+def test_verdict_holds_back_what_is_worse_or_forgets():
+    better = compare({"a": 0.5, "b": 0.6}, {"a": 0.7, "b": 0.7})
+    assert better["delta"] == pytest.approx(0.15) and better["per_case"]["a"] == {"before": 0.5, "after": 0.7}
+    steady = compare({"x": 0.8}, {"x": 0.79})
+    assert verdict(better, steady) == ("better", "")
+    assert verdict(compare({"a": 0.7}, {"a": 0.6}), steady)[0] == "worse" and "worse than its starting model" in verdict(compare({"a": 0.7}, {"a": 0.6}), steady)[1]
+    word, reason = verdict(better, compare({"x": 0.8}, {"x": 0.7}))
+    assert word == "better" and "benchmark" in reason
+    assert summary_line({"held_out": better, "benchmark": steady}).startswith("on your 2 held-out case(s): 0.550 -> 0.700")
+
+
+def test_the_fine_tune_loop_registers_before_and_after_and_never_makes_a_worse_model_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCCSEG_MODEL_STORE", str(tmp_path / "store"))
+    store = ModelStore(tmp_path / "store", builtin_root=tmp_path / "none")
+    dataset = phantom_dataset(tmp_path / "data", cases=3)
+    assert train_all(dataset, tmp_path / "scratch", name="site", config="tiny", overrides=QUICK, device="cpu", store=store) == "finished"
+
+    tuned = train_all(dataset, tmp_path / "tuned", name="site", config="tiny", overrides=QUICK, device="cpu", store=store,
+                      from_model="site", world_ratio=0.5, held_out=["case1"])
+    assert tuned == "finished" and read_status(tmp_path / "tuned")["model_ref"] == "site@0.2.0"
+    report = store.resolve("site@0.2.0").card.metrics["finetune"]
+    assert report["from"] == "site@0.1.0" and report["held_out"]["cases"] == ["case1"]
+    assert set(report["benchmark"]["cases"]) == {"example-ct", "s0006-portal-venous", "s0009-arterial"}
+    assert report["verdict"] in ("better", "worse", "unchanged") and report["summary"].startswith("on your 1 held-out case(s)")
+    assert (store.resolve("site@0.2.0").card.held_back != "") == (verdict(report["held_out"], report["benchmark"])[1] != "")
+
+    wild = dataclasses.asdict(OptimizerConfig("sgd", lr=1e6, weight_decay=0.0, schedule="constant", grad_clip=None))
+    broken = {**QUICK, "coarse__optimizer": wild, "refine__optimizer": wild}
+    assert train_all(dataset, tmp_path / "broken", name="site", config="tiny", overrides=broken, device="cpu", store=store,
+                     from_model="site@0.1.0", world_ratio=0.0, held_out=["case1"], benchmark=False) == "finished"
+    worse = store.resolve("site@0.3.0").card
+    assert worse.metrics["finetune"]["verdict"] == "worse" and worse.held_back and worse.metrics["finetune"]["benchmark"] is None
+    assert store.resolve("site").version != "0.3.0"
