@@ -16,7 +16,7 @@ import importlib
 import importlib.util
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -109,7 +109,8 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
             else:
                 refine_stage(session, start.coarse, None, initial_state=start.refine_state, world=world)
             if session.state.status.get("model_ref") is None:
-                write_run_model(session, coarse_model, session.request["name"], pretraining=session.request.get("loss"))
+                write_run_model(session, coarse_model, session.request["name"], pretraining=session.request.get("loss"),
+                                refine_skip=start.card.refine_skip if start is not None else ())
                 evaluate_stage(session)
                 if start is not None:
                     compare_stage(session, start.ref)
@@ -275,8 +276,9 @@ def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Ma
         save_part(folder, refine_net.state_dict(), info)
 
 
-def write_run_model(session: Session, coarse: CoarseModel, name: str, pretraining: str | None = None, metrics: dict[str, Any] | None = None) -> None:
-    """``RUN_DIR/model/``: the finished coarse + refine pair as a model version folder."""
+def write_run_model(session: Session, coarse: CoarseModel, name: str, pretraining: str | None = None, metrics: dict[str, Any] | None = None,
+                    refine_skip: Sequence[str] = ()) -> None:
+    """``RUN_DIR/model/``: the finished coarse + refine pair as a model version folder (a fine-tune keeps its start's ``refine_skip``)."""
     if not session.ctx.is_writer:
         return
     refine = load_part(session.run_dir / REFINE_STAGE)
@@ -291,6 +293,7 @@ def write_run_model(session: Session, coarse: CoarseModel, name: str, pretrainin
     validation = {"coarse_val_dice": (coarse.info.get("best") or {}).get("value"), "refine_val_patch_dice": (refine_info.get("best") or {}).get("value")}
     card = build_card(name, RUN_MODEL_VERSION, coarse.info, refine_info, training, metrics or {"validation": validation},
                       description=f"trained by 'dccseg train' ({session.config.name} preset) on {session.dataset.name}")
+    card.refine_skip = list(refine_skip)
     write_model_folder(session.run_dir / MODEL_FOLDER, card, {"coarse": coarse.state_dict, "refine": refine_state})
 
 
