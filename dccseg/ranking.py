@@ -114,9 +114,11 @@ def _disagreement_reason(name: str, overlap: float) -> str:
 def rank_case(ct: Volume, model: Any, fast: bool = False, progress: Progress = QUIET) -> tuple[CaseRank, Volume]:
     """Segment one CT (coarse alone and refined, one coarse pass) and score it; returns its rank entry and the refined labels."""
     from .case_results import analyse_case
+    from .inference.memory import check_memory
     from .inference.stages import stage_predictions
     from .statistics import voxel_ml
 
+    check_memory(ct)
     organs = model.card.organ_objects
     ambiguity: dict[int, float | None] = {}
     stages = stage_predictions(ct, None, model, fast=fast, progress=progress, ambiguity=ambiguity)
