@@ -4,11 +4,14 @@
 
     {"format_version": 1, "name": ..., "description": ...,
      "labels": {"0": "background", "1": "spleen", ..., "13": "adrenal_gland_left"},
-     "cases": [{"id", "image", "label", "phase", "source", "notes", "reviewer", "added", "replaced"}]}
+     "cases": [{"id", "image", "label", "phase", "source", "notes", "reviewer", "added", "replaced", "subject", "draft"}]}
 
 Paths in the file are relative to the folder; :class:`Case` holds them absolute. Cases are
 added through :meth:`Dataset.add_volumes` / :meth:`Dataset.add_case`, which never overwrite a
 case unless asked to, and then keep the previous version under ``replaced/<id>/<timestamp>/``.
+An unlabelled case may hold a ``draft`` ({"file", "model", "created"}, or null; older files lack it):
+a model's segmentation in ``drafts/<id>.seg.nrrd`` for a person to correct, never trained on. The
+corrected label replaces the case (``add --replace``), which archives the draft with the old version.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import DccsegError
 from .fileutil import atomic_output, ensure_writable_dir, full_suffix, strip_suffix
-from .organs import ORGANS, PHASES
+from .organs import ORGANS, PHASES, Organ
 from .volume import Volume
 
 if TYPE_CHECKING:  # file IO (SimpleITK) loads when cases are added: training reads the manifest without it
@@ -33,6 +36,7 @@ if TYPE_CHECKING:  # file IO (SimpleITK) loads when cases are added: training re
 
 FORMAT_VERSION = 1
 DATASET_FILE = "dataset.json"
+DRAFT_SUFFIX = ".seg.nrrd"
 LABEL_TABLE: dict[str, str] = {"0": "background", **{str(o.label): o.key for o in ORGANS}}
 CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -57,6 +61,25 @@ def check_phase(phase: str) -> None:
         raise DccsegError(f"unknown contrast phase '{phase}'; use one of: {', '.join(PHASES)}")
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A model's segmentation of an unlabelled case, to be corrected by a person; training never reads it."""
+
+    file: Path
+    model: str
+    created: str
+
+    def to_record(self, root: Path) -> dict[str, str]:
+        return {"file": self.file.relative_to(root).as_posix(), "model": self.model, "created": self.created}
+
+    @classmethod
+    def from_record(cls, record: Any, root: Path) -> "Draft | None":
+        """The draft of a case record (None when absent or not a {"file": ...} object)."""
+        if not isinstance(record, dict) or not isinstance(record.get("file"), str) or not record["file"]:
+            return None
+        return cls(root / record["file"], str(record.get("model", "")), str(record.get("created", "")))
+
+
 @dataclass
 class Case:
     """One case: an image, its label map (None for unlabelled cases) and its contrast phase."""
@@ -72,6 +95,8 @@ class Case:
     replaced: list[str] = field(default_factory=list)
     subject: str = ""
     """The patient (or body) the scan shows: several phases of one patient share it; evaluation groups by it."""
+    draft: Draft | None = None
+    """A model's segmentation to correct (unlabelled cases only): not a label, never trained on."""
 
     def to_record(self, root: Path) -> dict[str, Any]:
         """The case as stored in ``dataset.json`` (paths relative to ``root``, POSIX style)."""
@@ -86,6 +111,7 @@ class Case:
             "added": self.added,
             "replaced": list(self.replaced),
             "subject": self.subject,
+            "draft": self.draft.to_record(root) if self.draft else None,
         }
 
     @classmethod
@@ -102,6 +128,7 @@ class Case:
             added=str(record.get("added", "")),
             replaced=[str(p) for p in record.get("replaced", [])],
             subject=str(record.get("subject", "")),
+            draft=Draft.from_record(record.get("draft"), root),
         )
 
 
@@ -233,13 +260,13 @@ class Dataset:
         return case
 
     def _archive(self, case: Case) -> list[str]:
-        """Move a case's files and record to ``replaced/<id>/<timestamp>/``; return the updated history."""
+        """Move a case's files (image, label, draft) and record to ``replaced/<id>/<timestamp>/``; return the updated history."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         folder = self.root / "replaced" / case.id / stamp
         ensure_writable_dir(folder)
         with atomic_output(folder / "case.json") as tmp:
             tmp.write_text(json.dumps(case.to_record(self.root), indent=2) + "\n", encoding="utf-8")
-        for kind, path in (("image", case.image), ("label", case.label)):
+        for kind, path in (("image", case.image), ("label", case.label), ("draft", case.draft.file if case.draft else None)):
             if path is not None and path.is_file():
                 os.replace(path, folder / f"{kind}{full_suffix(path)}")
         return case.replaced + [folder.relative_to(self.root).as_posix()]
@@ -270,3 +297,31 @@ class Dataset:
         image = read_image(image_path, log=log, series=series)
         label = read_labelmap(label_path, reference=image) if label_path is not None else None
         return self.add_volumes(case_id, image, label, phase, source=source or str(image_path), notes=notes, reviewer=reviewer, replace=replace, subject=subject)
+
+    def draftable_case(self, case_id: str, replace: bool = False) -> Case:
+        """The case ``case_id`` if it may get a draft: it exists, has no label, and has no draft unless ``replace``."""
+        case = self.case(case_id)
+        if case is None:
+            raise DccsegError(f"no case '{case_id}' in {self.root}; add the CT first with 'dccseg dataset add {self.root} --image CT --phase PHASE --id {case_id}'")
+        if case.label is not None:
+            raise DccsegError(f"case '{case_id}' already has a reviewed label; drafts are for unlabelled cases, so nothing was written")
+        if case.draft is not None and not replace:
+            raise DccsegError(f"case '{case_id}' already has a draft ({case.draft.file.relative_to(self.root).as_posix()} by {case.draft.model}); pass --replace to make a new one")
+        return case
+
+    def set_draft(self, case_id: str, labels: Volume, organs: Sequence[Organ], model: str, replace: bool = False) -> Case:
+        """Store ``labels`` (on the case image's grid) as the draft of the unlabelled case ``case_id`` and save ``dataset.json``.
+
+        A case with a label never gets a draft; an existing draft (model output, not a person's work) is only
+        replaced with ``replace``.
+        """
+        from .io import write_segmentation
+
+        case = self.draftable_case(case_id, replace)
+        path = self.root / "drafts" / f"{case_id}{DRAFT_SUFFIX}"
+        ensure_writable_dir(path.parent)
+        with atomic_output(path) as tmp:
+            write_segmentation(labels, tmp, organs)
+        case.draft = Draft(path, model, now_iso())
+        self.save()
+        return case

@@ -83,6 +83,9 @@ def _check_case(root: Path, index: int, record: Any, duplicates: set[Any], repor
     report.cases += 1
     image_path = _check_file(root, record.get("image"), "image", prefix, report)
     label_rel = record.get("label")
+    draft = record.get("draft")
+    if isinstance(draft, dict) and isinstance(draft.get("file"), str) and not (root / draft["file"]).is_file():
+        report.warnings.append(f"{prefix}: its draft '{draft['file']}' is missing; make a new one with 'dccseg dataset prefill {root} {case_id}'")
     if label_rel is None:
         report.warnings.append(f"{prefix}: no label; the case is skipped for training")
         label_path = None

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 
 COVERAGE, FOREGROUND, PROBABILITY = 0, 1, 2
+UNSURE_LOW, UNSURE_HIGH = 0.25, 0.75
+"""A covered pixel whose mean foreground probability lies in [UNSURE_LOW, UNSURE_HIGH] is one the patches are unsure of."""
 
 
 class VoteAccumulator:
@@ -77,6 +79,20 @@ def fuse(grid_shape: tuple[int, int, int], accumulators: list[VoteAccumulator]) 
         best_prob[region] = torch.where(wins, mean_prob, current_prob)
         best_votes[region] = torch.where(wins, foreground, current_votes)
     return labels
+
+
+def vote_ambiguity(acc: VoteAccumulator) -> float | None:
+    """The share of an organ's likely pixels the patches are unsure of: unsure / (unsure + sure foreground).
+
+    Near 0 when the refine network is confident (only a thin boundary is unsure), near 1 when its votes hover
+    around one half; None when no pixel has even an unsure foreground probability.
+    """
+    _, votes = acc.cropped()
+    covered = votes[COVERAGE] > 0
+    mean_prob = votes[PROBABILITY] / votes[COVERAGE].clamp(min=1)
+    unsure = int((covered & (mean_prob >= UNSURE_LOW) & (mean_prob <= UNSURE_HIGH)).sum())
+    sure = int((covered & (mean_prob > UNSURE_HIGH)).sum())
+    return unsure / (unsure + sure) if unsure + sure else None
 
 
 def fuse_patches(grid_shape: tuple[int, int, int], centers: torch.Tensor, organ_labels: torch.Tensor, fg_prob: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,8 @@ from .results_panel import ResultsPanel
 
 SETTINGS = "DCCSegment"
 MODELS_CHANGED_KEY = f"{SETTINGS}/modelsChanged"
+MODEL_KEY = f"{SETTINGS}/model"
+"""The chosen model ("" for the default); DCC Train fine-tunes it by default."""
 TICK_MS = 200
 
 
@@ -158,7 +160,7 @@ class SegmentPanel:
             self._append_log(f"Could not list the models: {exc}")
             self.model_summary.text = f"Could not list the models: {exc}"
             return
-        previous = self.model_combo.currentData
+        previous = self.model_combo.currentData or qt.QSettings().value(MODEL_KEY, "")
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         self.model_combo.addItem("Default (newest dccseg-abdomen)", "")
@@ -178,6 +180,7 @@ class SegmentPanel:
         return newest(self.models)
 
     def _on_model_changed(self, _index: int = 0) -> None:
+        qt.QSettings().setValue(MODEL_KEY, self.model_combo.currentData or "")
         model = self._selected_model()
         self.model_summary.text = (model.summary() + (f"\n{model.description}" if model.description else "")) if model else "No model found in the store."
         self._fill_organs(model.organs if model else None)

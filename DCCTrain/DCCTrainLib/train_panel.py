@@ -12,12 +12,17 @@ from DCCSegmentLib.engine import CallPoller, EngineError
 
 from .case_adder import PHASES, CaseAdder
 from .dataset_client import NewCase, case_ids, case_rows, suggest_case_id, validate_call
+from .finetune_report import finetune_summary, model_card, model_card_call
+from .label_next_panel import LabelNextPanel
 from .run_state import MetricsReader, read_status, series
 from .runs import absolute_path, list_runs
-from .train_parameters import CONFIGS, DEVICES, LOSSES, STAGES, TrainParameters
+from .train_parameters import CONFIGS, DEVICES, FROM_SCRATCH, LOSSES, STAGES, TrainParameters, default_from_model
 
 SETTINGS = "DCCTrain"
 MODELS_CHANGED_KEY = "DCCSegment/modelsChanged"
+SEGMENT_MODEL_KEY = "DCCSegment/model"
+"""The model DCC Segment segments with ("" for its default, the newest dccseg-abdomen)."""
+SEGMENT_MODEL = "segment"
 GUESS = "guess from the image"
 POLL_MS = 2000
 COLUMNS = ("id", "phase", "reviewer", "added", "status")
@@ -33,6 +38,7 @@ class TrainPanel:
         self.dataset = None
         self.report = None
         self.report_ids = None
+        self.reported_run = None
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_MS)
         self.timer.connect("timeout()", self._poll)
@@ -74,6 +80,8 @@ class TrainPanel:
         self.check_button.connect("clicked()", self.refresh_cases)
         data_form.addRow(self.check_button)
 
+        self.label_next = LabelNextPanel(layout, self.logic, self.calls, self._dataset, segment_model, self._ensure_ready, self._on_next_loaded)
+
         add_box = ctk.ctkCollapsibleButton()
         add_box.text = "Add current case"
         layout.addWidget(add_box)
@@ -101,7 +109,20 @@ class TrainPanel:
         layout.addWidget(train_box)
         train_form = qt.QFormLayout(train_box)
         self.stage_combo = self._combo(STAGES, "all")
+        self.stage_combo.connect("currentIndexChanged(int)", self._on_start_changed)
         train_form.addRow("Stages:", self.stage_combo)
+        self.from_combo = qt.QComboBox()
+        self.from_combo.addItem("the model DCC Segment uses", SEGMENT_MODEL)
+        self.from_combo.addItem("from scratch", FROM_SCRATCH)
+        self.from_combo.setToolTip("'all' fine-tunes this model on your cases (and reports before/after on held-out cases), or trains from scratch.")
+        self.from_combo.connect("currentIndexChanged(int)", self._on_start_changed)
+        train_form.addRow("Start from:", self.from_combo)
+        self.world_ratio = qt.QDoubleSpinBox()
+        self.world_ratio.setRange(0.0, 100.0)
+        self.world_ratio.setSingleStep(0.25)
+        self.world_ratio.value = 1.0
+        self.world_ratio.setToolTip("How much of the model's original kind of training data fine-tuning mixes in with your cases (0: your cases only).")
+        train_form.addRow("World data ratio:", self.world_ratio)
         self.loss_combo = self._combo(LOSSES, "dcc")
         train_form.addRow("Pretraining loss:", self.loss_combo)
         self.epochs = qt.QSpinBox()
@@ -136,7 +157,11 @@ class TrainPanel:
         self.status_label = qt.QLabel("No training run.")
         self.status_label.wordWrap = True
         train_form.addRow(self.status_label)
+        self.model_report = qt.QLabel("")
+        self.model_report.wordWrap = True
+        train_form.addRow(self.model_report)
         self._update_buttons(None)
+        self._on_start_changed()
 
     def _node_selector(self, node_type: str, tooltip: str):
         selector = slicer.qMRMLNodeComboBox()
@@ -174,6 +199,7 @@ class TrainPanel:
         self.dataset, self.report, self.report_ids = dataset, None, None
         qt.QSettings().setValue(f"{SETTINGS}/dataset", str(dataset) if dataset else "")
         self._fill_table()
+        self.label_next.show_dataset()
         runs = list_runs(dataset) if dataset else []
         self._follow(runs[0] if runs else None)
 
@@ -270,12 +296,33 @@ class TrainPanel:
         self.add_button.enabled = True
         if added:
             self._fill_table()
+            self.label_next.show_dataset()
+
+    def _on_next_loaded(self, case, volume, segmentation) -> None:
+        """A ranked case is in the scene: Add current case will replace it with the correction."""
+        self.volume_selector.setCurrentNode(volume)
+        self.segmentation_selector.setCurrentNode(segmentation)
+        self.case_id.text = case.case
+        index = self.phase_combo.findText(case.phase)
+        if index >= 0:
+            self.phase_combo.setCurrentIndex(index)
 
     # --- training -----------------------------------------------------------------------
+    def _from_model(self) -> str:
+        chosen = self.from_combo.currentData
+        return default_from_model(segment_model()) if chosen == SEGMENT_MODEL else FROM_SCRATCH
+
+    def _on_start_changed(self, _index: int = 0) -> None:
+        fine_tunes = self.stage_combo.currentText == "all"
+        self.from_combo.enabled = fine_tunes
+        self.world_ratio.enabled = fine_tunes and self.from_combo.currentData != FROM_SCRATCH
+        self.from_combo.setItemText(0, f"the model DCC Segment uses ({default_from_model(segment_model())})")
+
     def _parameters(self) -> TrainParameters:
         return TrainParameters(
             self._dataset(), self.stage_combo.currentText, self.loss_combo.currentText, self.epochs.value or None,
             self.device_combo.currentText, self.config_combo.currentText, self.model_name.text.strip(),
+            from_model=self._from_model(), world_ratio=float(self.world_ratio.value),
         )
 
     def _on_train(self) -> None:
@@ -312,6 +359,8 @@ class TrainPanel:
     def _follow(self, record) -> None:
         """Show ``record``'s progress (None: no run); its curves appear on request (Show curves, Train, Resume)."""
         self.run = record
+        self.model_report.text = ""
+        self.reported_run = None
         self.metrics = MetricsReader(record.run_dir) if record else None
         if record is None:
             self.timer.stop()
@@ -357,9 +406,26 @@ class TrainPanel:
             self.status_label.text = status.line() + ("\nThe process is gone without finishing; Resume continues from the last epoch." if ended_unexpectedly else "")
             if status.finished and status.model_ref:
                 qt.QSettings().setValue(MODELS_CHANGED_KEY, "true")
+                self._report_model(record, status.model_ref)
         if not alive:
             self.timer.stop()
         self._update_buttons(alive, status)
+
+    def _report_model(self, record, model_ref: str) -> None:
+        """Once per finished run: what fine-tuning changed, from the new model's card."""
+        if self.reported_run == record.run_dir:
+            return
+        self.reported_run = record.run_dir
+        self.model_report.text = ""
+        self.calls.add(model_card_call(self.logic.engine(), model_ref), lambda result: self._on_model_card(record, result))
+
+    def _on_model_card(self, record, result) -> None:
+        if record is not self.run:
+            return
+        try:
+            self.model_report.text = finetune_summary(model_card(result))
+        except EngineError as exc:
+            self.model_report.text = f"Could not read the new model's card: {exc.message}"
 
     def _update_buttons(self, alive, status=None) -> None:
         self.train_button.enabled = not alive
@@ -372,3 +438,8 @@ class TrainPanel:
         self.timer.stop()
         self.calls.cancel_all()
         slicer.mrmlScene.RemoveObserver(self.scene_observer)
+
+
+def segment_model() -> str:
+    """The model DCC Segment segments with, as it last saved it ("" for its default)."""
+    return str(qt.QSettings().value(SEGMENT_MODEL_KEY, "") or "")

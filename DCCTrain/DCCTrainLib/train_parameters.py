@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from DCCSegmentLib.models import DEFAULT_MODEL_NAME
+
 STAGES = ("all", "coarse", "refine", "pretrain")
 LOSSES = ("none", "dcc", "simclr", "supcon", "agcl", "ce")
 CONFIGS = ("tiny", "default", "paper")
 DEVICES = ("auto", "cuda", "cpu")
+FROM_SCRATCH = ""
+
+
+def default_from_model(segment_model: str | None) -> str:
+    """The model to fine-tune by default: the one DCC Segment segments with, else the newest ``dccseg-abdomen``."""
+    return (segment_model or "").strip() or DEFAULT_MODEL_NAME
 
 
 @dataclass(frozen=True)
 class TrainParameters:
-    """One training request; ``loss`` applies to the stages that pretrain (``pretrain`` and ``all``)."""
+    """One training request; ``loss`` applies to the stages that pretrain (``pretrain`` and ``all``).
+
+    ``from_model`` (a model reference; FROM_SCRATCH for none) and ``world_ratio`` (``--world-ratio``: how much of
+    the model's original kind of training data fine-tuning mixes in, see docs/training.md) apply to ``all``, which
+    then fine-tunes that model; the other stages train from scratch.
+    """
 
     dataset: Path
     stage: str = "all"
@@ -24,6 +38,8 @@ class TrainParameters:
     device: str = "auto"
     config: str = "default"
     name: str = ""
+    from_model: str = FROM_SCRATCH
+    world_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.stage, STAGES, "stage"), (self.loss, LOSSES, "loss"), (self.config, CONFIGS, "config"), (self.device, DEVICES, "device")):
@@ -33,6 +49,8 @@ class TrainParameters:
             raise ValueError("epochs must be at least 1")
         if self.stage == "pretrain" and self.loss == "none":
             raise ValueError("pretraining needs a loss; choose one other than 'none'")
+        if not isinstance(self.world_ratio, (int, float)) or not math.isfinite(self.world_ratio) or self.world_ratio < 0:
+            raise ValueError(f"the world ratio must be a number of 0 or more, not {self.world_ratio!r}")
 
     def arguments(self, run_dir: Path, resume: bool = False) -> list[str | os.PathLike]:
         """Arguments after ``dccseg``."""
@@ -43,6 +61,8 @@ class TrainParameters:
             args += ["--loss", self.loss]
         if self.stage in ("all", "refine") and self.name:
             args += ["--name", self.name]
+        if self.stage == "all" and self.from_model:
+            args += ["--from", self.from_model, "--world-ratio", str(float(self.world_ratio))]
         if resume:
             args.append("--resume")
         return args + ["--progress", "json"]

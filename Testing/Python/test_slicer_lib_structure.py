@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("DCCSegment", "DCCTrain")
 SLICER_PACKAGES = {"slicer", "qt", "ctk", "vtk"}
-SLICER_ONLY_FILES = {"case_adder.py", "segment_panel.py", "slicer_io.py", "slicer_plots.py", "train_panel.py", "results_panel.py"}
+SLICER_ONLY_FILES = {"case_adder.py", "segment_panel.py", "slicer_io.py", "slicer_plots.py", "train_panel.py", "results_panel.py", "label_next_panel.py"}
 
 
 def top_level_imports(path: Path) -> set[str]:

@@ -1,4 +1,4 @@
-"""``dccseg dataset validate|add|import``: build and check training datasets."""
+"""``dccseg dataset validate|add|import|rank|prefill``: build and check training datasets, and choose what to label next."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..dataset import Dataset
 from ..dataset_validate import validate_dataset
+from ..errors import DccsegError
+from ..fileutil import atomic_output, ensure_writable_dir
 from ..importers import FORMATS, import_dataset, parse_label_map
 from ..organs import PHASES
 from ..progress import Progress
@@ -66,6 +68,87 @@ def run_import(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def _check_ranking_output(path: Path) -> None:
+    """``--json-out`` may replace an earlier ranking, never any other file."""
+    if path.is_dir():
+        raise DccsegError(f"{path} is a folder; give a file name for the ranking, e.g. {path / 'ranking.json'}")
+    if path.exists():
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if not isinstance(earlier, list) or not all(isinstance(e, dict) and "case" in e and "score" in e for e in earlier):
+            raise DccsegError(f"{path} exists and is not an earlier ranking; choose another --json-out name or delete it")
+    ensure_writable_dir(path.parent.resolve())
+
+
+def _write_ranking(path: Path, records: list[dict]) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+
+
+def run_rank(args: argparse.Namespace, progress: Progress) -> int:
+    from ..drafts import prefill_ranked
+    from ..ranking import NoUnlabelledCases, format_ranking, rank_dataset, unlabelled_cases
+    from ..store import load_model
+
+    for value, flag in ((args.limit, "--limit"), (args.prefill, "--prefill")):
+        if value is not None and value < (1 if flag == "--limit" else 0):
+            raise DccsegError(f"{flag} must be {'at least 1' if flag == '--limit' else '0 or more'}, not {value}")
+    if args.json_out is not None:
+        _check_ranking_output(args.json_out)
+    dataset = Dataset.load(args.dir)
+    try:
+        unlabelled_cases(dataset)
+    except NoUnlabelledCases as nothing:
+        if args.json_out is not None:
+            _write_ranking(args.json_out, [])
+        print(nothing, flush=True)
+        return 0
+    progress.update("load", 0.0, "loading the model")
+    model = load_model(args.model, args.device)
+    progress.update("load", 1.0, model.card.ref)
+    ranked = rank_dataset(dataset, model, args.fast, keep_labels=args.prefill or 0, progress=progress)
+    if args.prefill:
+        drafted = prefill_ranked(dataset, ranked, args.prefill, model, progress)
+        progress.log(f"drafts written for {', '.join(drafted) if drafted else 'no case (the top cases have theirs)'}")
+    progress.close()
+    shown = ranked[: args.limit] if args.limit else ranked
+    if args.json_out is not None:
+        _write_ranking(args.json_out, [entry.to_json() for entry in shown])
+    print(f"{len(ranked)} unlabelled case(s) of {dataset.root}, most useful to label first ({model.card.ref}{', fast' if args.fast else ''}):\n", flush=True)
+    print(format_ranking(shown), flush=True)
+    return 0
+
+
+def run_prefill(args: argparse.Namespace, progress: Progress) -> int:
+    from ..drafts import prefill_cases
+    from ..store import load_model
+
+    dataset = Dataset.load(args.dir)
+    for case_id in args.case_ids:
+        dataset.draftable_case(case_id, args.replace)
+    progress.update("load", 0.0, "loading the model")
+    model = load_model(args.model, args.device)
+    progress.update("load", 1.0, model.card.ref)
+    cases = prefill_cases(dataset, args.case_ids, model, args.fast, args.replace, progress)
+    progress.close()
+    records = [case.to_record(dataset.root) for case in cases]
+    if args.json:
+        _print_json(records)
+    else:
+        for record in records:
+            print(f"case '{record['id']}': draft {record['draft']['file']} by {record['draft']['model']}; correct it and add it as the label "
+                  f"(DCC Train, or 'dccseg dataset add {dataset.root} --id {record['id']} --image ... --label ... --replace')")
+    return 0
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model NAME, NAME@VERSION or folder (default: newest dccseg-abdomen)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="where the model runs")
+    parser.add_argument("--fast", action="store_true", help="fast mode (the card's fast patches per slice)")
+
+
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser("dataset", help="create, import and validate training datasets", description=__doc__)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -99,3 +182,22 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     importer.add_argument("--replace", action="store_true", help="replace cases whose ids already exist (old versions kept under replaced/)")
     importer.add_argument("--json", action="store_true", help="print the imported case records as JSON")
     importer.set_defaults(func=run_import)
+
+    rank = actions.add_parser("rank", parents=[common], help="rank the unlabelled cases by how unsure the model is: which to label next",
+                              description="Segment every unlabelled case once and rank them, most useful to label first, with the reasons. "
+                                          "score = (D + A + P) / 3 in [0, 1]: D coarse-refine disagreement, A patch vote ambiguity, "
+                                          "P implausibility (see docs/training.md, 'Which case to label next').")
+    rank.add_argument("dir", help="dataset folder")
+    _add_model_options(rank)
+    rank.add_argument("--json-out", type=Path, help="write the ranking as JSON: a list of {case, score, reasons, signals, organs, draft} (replaces only an earlier ranking)")
+    rank.add_argument("--limit", type=int, help="show and write only the N most useful cases (all are measured)")
+    rank.add_argument("--prefill", type=int, metavar="K", help="store the model's segmentation of the K most useful cases as drafts to correct (cases with a draft keep it)")
+    rank.set_defaults(func=run_rank)
+
+    prefill = actions.add_parser("prefill", parents=[common], help="store the model's segmentation of unlabelled cases as drafts to correct (never as labels)")
+    prefill.add_argument("dir", help="dataset folder")
+    prefill.add_argument("case_ids", nargs="+", metavar="CASE_ID", help="unlabelled case(s) to pre-fill")
+    _add_model_options(prefill)
+    prefill.add_argument("--replace", action="store_true", help="replace an existing draft (drafts are model output; labels are never touched)")
+    prefill.add_argument("--json", action="store_true", help="print the updated case records as JSON")
+    prefill.set_defaults(func=run_prefill)

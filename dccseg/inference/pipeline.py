@@ -20,7 +20,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from ..errors import DccsegError
-from ..fusion import VoteAccumulator, fuse
+from ..fusion import VoteAccumulator, fuse, vote_ambiguity
 from ..networks import CoarseConfig, RefineConfig, make_refine_input, pad_to_multiple
 from ..organs import ORGAN_BY_LABEL, Organ
 from ..patches import extract_patches, organ_slice_centers
@@ -101,13 +101,15 @@ def labels_from_prior(
     batch_size: int | None = None,
     timings: dict[str, float] | None = None,
     largest_component: bool = True,
+    ambiguity: dict[int, float | None] | None = None,
 ) -> Volume:
     """Refine -> fusion -> ``target``'s grid (canonical), starting from a coarse-grid label map ``prior``.
 
     The organs of ``wanted`` not in ``skip`` are refined with ``prior`` as their attention channel
     (``image`` is needed only for them); the skipped ones are ``prior``'s own labels, restored to
     ``target`` the same way (both after ``largest_component``, competing voxel by voxel).
-    ``timings`` receives the "refine" and "fuse" seconds.
+    ``timings`` receives the "refine" and "fuse" seconds; ``ambiguity`` the refined organs' patch vote
+    ambiguity (``dccseg.fusion.vote_ambiguity``), by organ id.
     """
     times = timings if timings is not None else {}
     refined_organs = [label for label in wanted if label not in skip]
@@ -120,6 +122,8 @@ def labels_from_prior(
         labels = resample_like(prior, image.grid, is_label=True).array
         accumulators = refine_votes(image.image, labels, refined_organs, model, settings, progress, batch_size)
         del labels
+        if ambiguity is not None:
+            ambiguity.update({acc.label: vote_ambiguity(acc) for acc in accumulators})
         times["refine"] = time.perf_counter() - start
         start = time.perf_counter()
         progress.update("fuse", 0.0, "majority vote")

@@ -4,7 +4,8 @@ The coarse network runs once; ``labels_from_prior`` then turns a coarse-grid lab
 label map on the input grid, either by restoring it directly (every organ skipped) or by
 refining it. Fed the model's own coarse labels that gives "coarse" and "refined" (what
 ``dccseg segment`` writes); fed the reference resampled (nearest neighbour) to the coarse grid,
-the oracle prior, it gives "oracle_prior" and "oracle_refined".
+the oracle prior, it gives "oracle_prior" and "oracle_refined". Without a reference only "coarse" and
+"refined" are made (``dccseg dataset rank`` measures how far they disagree on unlabelled cases).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .pipeline import RefineImage, coarse_labels, geometry_only, labels_from_pri
 from .settings import InferenceSettings
 
 STAGES = STAGE_COLUMNS
+MODEL_STAGES = ("coarse", "refined")
+"""The stages that need no reference."""
 
 
 def oracle_prior(reference: Volume, coarse: Volume) -> Volume:
@@ -30,7 +33,7 @@ def oracle_prior(reference: Volume, coarse: Volume) -> Volume:
 
 def stage_predictions(
     ct: Volume,
-    reference: Volume,
+    reference: Volume | None,
     model: Any,
     organs: Iterable[Organ] | None = None,
     fast: bool = False,
@@ -38,12 +41,14 @@ def stage_predictions(
     largest_component: bool = True,
     progress: Progress = QUIET,
     timings: dict[str, float] | None = None,
+    ambiguity: dict[int, float | None] | None = None,
 ) -> dict[str, Volume]:
-    """{stage: label map on ``ct``'s grid} for the STAGES, all from one coarse pass.
+    """{stage: label map on ``ct``'s grid} for the STAGES (MODEL_STAGES when ``reference`` is None), all from one coarse pass.
 
     ``refine_skip`` (organ ids, default the card's) applies to both refined stages, as in
     ``segment_volume``. ``timings`` receives the seconds of the "coarse" network and of the
-    "refine" and "fuse" steps of the "refined" stage.
+    "refine" and "fuse" steps of the "refined" stage; ``ambiguity`` the refined organs' patch vote ambiguity
+    of the "refined" stage, by organ id.
     """
     settings = InferenceSettings.from_card(model.card.preprocessing, fast)
     wanted = wanted_organ_labels(model, organs)
@@ -58,15 +63,17 @@ def stage_predictions(
     image = RefineImage.of(canonical, settings) if set(wanted) - skip else None
     image_seconds = time.perf_counter() - start
     target = geometry_only(canonical)
-    oracle = oracle_prior(reference, coarse)
-    runs = {"coarse": (coarse, set(wanted)), "refined": (coarse, skip), "oracle_prior": (oracle, set(wanted)), "oracle_refined": (oracle, skip)}
+    runs = {"coarse": (coarse, set(wanted)), "refined": (coarse, skip)}
+    if reference is not None:
+        oracle = oracle_prior(reference, coarse)
+        runs.update(oracle_prior=(oracle, set(wanted)), oracle_refined=(oracle, skip))
     results = {}
-    for stage in STAGES:
+    for stage in STAGES if reference is not None else MODEL_STAGES:
         prior, skipped = runs[stage]
         progress.log(f"stage {stage}")
         stage_times: dict[str, float] = {}
-        on_canonical = labels_from_prior(prior, target, image, wanted, skipped, model, settings, progress,
-                                         timings=stage_times, largest_component=largest_component)
+        on_canonical = labels_from_prior(prior, target, image, wanted, skipped, model, settings, progress, timings=stage_times,
+                                         largest_component=largest_component, ambiguity=ambiguity if stage == "refined" else None)
         results[stage] = orientation.restore(on_canonical)
         if stage == "refined":
             times.update(refine=stage_times["refine"] + image_seconds, fuse=stage_times["fuse"])
