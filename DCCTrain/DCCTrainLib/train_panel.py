@@ -316,6 +316,7 @@ class TrainPanel:
         fine_tunes = self.stage_combo.currentText == "all"
         self.from_combo.enabled = fine_tunes
         self.world_ratio.enabled = fine_tunes and self.from_combo.currentData != FROM_SCRATCH
+        self.loss_combo.enabled = not self.world_ratio.enabled  # a fine-tune keeps its model's encoder
         self.from_combo.setItemText(0, f"the model DCC Segment uses ({default_from_model(segment_model())})")
 
     def _parameters(self) -> TrainParameters:

@@ -24,7 +24,7 @@ def default_from_model(segment_model: str | None) -> str:
 
 @dataclass(frozen=True)
 class TrainParameters:
-    """One training request; ``loss`` applies to the stages that pretrain (``pretrain`` and ``all``).
+    """One training request; ``loss`` applies to the stages that pretrain (``pretrain``, and ``all`` from scratch).
 
     ``from_model`` (a model reference; FROM_SCRATCH for none) and ``world_ratio`` (``--world-ratio``: how much of
     the model's original kind of training data fine-tuning mixes in, see docs/training.md) apply to ``all``, which
@@ -57,11 +57,12 @@ class TrainParameters:
         args: list[str | os.PathLike] = ["train", self.stage, self.dataset, "--output", run_dir, "--device", self.device, "--config", self.config]
         if self.epochs is not None:
             args += ["--epochs", str(self.epochs)]
-        if self.stage in ("pretrain", "all"):
+        fine_tunes = self.stage == "all" and bool(self.from_model)
+        if self.stage in ("pretrain", "all") and not fine_tunes:  # a fine-tune keeps its model's encoder: no pretraining
             args += ["--loss", self.loss]
         if self.stage in ("all", "refine") and self.name:
             args += ["--name", self.name]
-        if self.stage == "all" and self.from_model:
+        if fine_tunes:
             args += ["--from", self.from_model, "--world-ratio", str(float(self.world_ratio))]
         if resume:
             args.append("--resume")

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from dccseg.dataset import Dataset
 from dccseg.errors import DccsegError
+from dccseg.phantoms import procedural_phantom
+from dccseg.ranking import rank_dataset
 from dccseg.losses import coarse_dice_ce_loss, partial_label_loss
-from dccseg.store import ModelStore
+from dccseg.store import ModelStore, load_model
 from dccseg.training.cases import load_or_make_split
 from dccseg.training.configs import OptimizerConfig, preset
 from dccseg.training.finetune import EPOCH_SHARE, LR_SHARE, finetune_config, unlabelled_organs, world_count
@@ -18,7 +21,7 @@ from dccseg.training.finetune_report import compare, summary_line, verdict
 from dccseg.training.pipeline import train_all
 from dccseg.training.runstate import read_status
 from tiny_models import tiny_card
-from train_fixtures import phantom_dataset
+from train_fixtures import SHAPE, phantom_dataset
 
 QUICK = {"coarse__epochs": 2, "refine__epochs": 1}
 
@@ -87,12 +90,17 @@ def test_the_fine_tune_loop_registers_before_and_after_and_never_makes_a_worse_m
     store = ModelStore(tmp_path / "store", builtin_root=tmp_path / "none")
     dataset = phantom_dataset(tmp_path / "data", cases=3)
     assert train_all(dataset, tmp_path / "scratch", name="site", config="tiny", overrides=QUICK, device="cpu", store=store) == "finished"
+    ct, _ = procedural_phantom(SHAPE, phase="arterial", seed=9)
+    Dataset.load(dataset).add_volumes("to-label", ct, None, "arterial")
+    ranking = rank_dataset(Dataset.load(dataset), load_model("site", "cpu"))
+    assert [entry.case for entry in ranking] == ["to-label"] and ranking[0].score is not None
 
     tuned = train_all(dataset, tmp_path / "tuned", name="site", config="tiny", overrides=QUICK, device="cpu", store=store,
                       from_model="site", world_ratio=0.5, held_out=["case1"])
     assert tuned == "finished" and read_status(tmp_path / "tuned")["model_ref"] == "site@0.2.0"
     report = store.resolve("site@0.2.0").card.metrics["finetune"]
     assert report["from"] == "site@0.1.0" and report["held_out"]["cases"] == ["case1"]
+    assert store.resolve("site@0.2.0").card.training["data"]["cases"] == 3  # the unlabelled case is not trained on
     assert set(report["benchmark"]["cases"]) == {"example-ct", "s0006-portal-venous", "s0009-arterial"}
     assert report["verdict"] in ("better", "worse", "unchanged") and report["summary"].startswith("on your 1 held-out case(s)")
     assert (store.resolve("site@0.2.0").card.held_back != "") == (verdict(report["held_out"], report["benchmark"])[1] != "")
@@ -104,3 +112,18 @@ def test_the_fine_tune_loop_registers_before_and_after_and_never_makes_a_worse_m
     worse = store.resolve("site@0.3.0").card
     assert worse.metrics["finetune"]["verdict"] == "worse" and worse.held_back and worse.metrics["finetune"]["benchmark"] is None
     assert store.resolve("site").version != "0.3.0"
+
+
+def test_a_dataset_too_small_to_hold_out_is_cross_validated_and_the_model_trains_on_every_case(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCCSEG_MODEL_STORE", str(tmp_path / "store"))
+    store = ModelStore(tmp_path / "store", builtin_root=tmp_path / "none")
+    dataset = phantom_dataset(tmp_path / "data", cases=2)
+    assert train_all(dataset, tmp_path / "scratch", name="small", config="tiny", overrides=QUICK, device="cpu", store=store) == "finished"
+    assert train_all(dataset, tmp_path / "tuned", name="small", config="tiny", overrides=QUICK, device="cpu", store=store,
+                     from_model="small", world_ratio=0.0, benchmark=False) == "finished"
+    card = store.resolve("small@0.2.0").card
+    held = card.metrics["finetune"]["held_out"]
+    assert held["method"] == "cross-validation" and held["cases"] == ["case0", "case1"]
+    assert card.training["data"]["train"] == ["case0", "case1"] and card.training["data"]["val"] == []
+    assert sorted(p.name for p in (tmp_path / "tuned" / "cross-validation").iterdir()) == ["case0", "case1"]
+    assert "cross-validated" in card.metrics["finetune"]["summary"]

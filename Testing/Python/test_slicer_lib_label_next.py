@@ -33,6 +33,8 @@ def test_train_all_passes_the_model_to_fine_tune_and_the_world_ratio(tmp_path):
     assert args[args.index("--from") + 1] == "dccseg-abdomen@0.2.0" and args[args.index("--world-ratio") + 1] == "0.5"
     assert args[-2:] == ["--progress", "json"] and TrainParameters.from_dict(params.to_dict()) == params
     assert "--from" not in TrainParameters(tmp_path, stage="all", from_model=FROM_SCRATCH).arguments(tmp_path)
+    assert "--loss" not in TrainParameters(tmp_path, stage="all", loss="dcc", from_model="m").arguments(tmp_path), "a fine-tune does not pretrain"
+    assert "--loss" in TrainParameters(tmp_path, stage="all", loss="dcc", from_model=FROM_SCRATCH).arguments(tmp_path)
     assert "--from" not in TrainParameters(tmp_path, stage="coarse", from_model="dccseg-abdomen").arguments(tmp_path), "only 'all' fine-tunes"
     assert TrainParameters(tmp_path, from_model="m").arguments(tmp_path)[-4:-2] == ["--world-ratio", "1.0"]
     for bad in (-0.5, float("nan"), float("inf")):

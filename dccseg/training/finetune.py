@@ -32,6 +32,8 @@ LR_SHARE = 0.2
 PATIENCE = 3
 WORLD_RATIO = 1.0
 WORLD_SLICE_MM = 3.0
+CROSS_VALIDATE_BELOW = 4
+"""Fewer labelled cases than this (and no --held-out): before/after by leave-one-out folds (``cross_validation``)."""
 
 
 @dataclass

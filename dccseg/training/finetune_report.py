@@ -83,6 +83,8 @@ def verdict(held_out: dict[str, Any], benchmark: dict[str, Any] | None) -> tuple
     else:
         word = "better" if delta > UNCHANGED else "worse" if delta < -UNCHANGED else "unchanged"
     reasons = []
+    if not held_out.get("cases"):
+        reasons.append("not measured on any case of yours (one labelled case: nothing to hold out); add cases and fine-tune again")
     if word == "worse":
         reasons.append(f"worse than its starting model on the held-out cases ({held_out['before']:.3f} -> {held_out['after']:.3f})")
     if forgot:
@@ -93,7 +95,8 @@ def verdict(held_out: dict[str, Any], benchmark: dict[str, Any] | None) -> tuple
 def summary_line(report: dict[str, Any]) -> str:
     """"on your 3 held-out cases: 0.81 -> 0.88 (p = 0.25); on the benchmark: 0.86 -> 0.86"."""
     held = report["held_out"]
-    parts = [f"on your {len(held['cases'])} held-out case(s): {_text(held['before'])} -> {_text(held['after'])}"
+    how = "cross-validated" if held.get("method") == "cross-validation" else "held-out"
+    parts = [f"on your {len(held['cases'])} {how} case(s): {_text(held['before'])} -> {_text(held['after'])}"
              + (f" (p = {held['p_value']:.2g})" if held.get("p_value") is not None else "")]
     bench = report.get("benchmark")
     if bench:

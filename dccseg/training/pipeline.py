@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from dccseg.dataset import Dataset
 from dccseg.errors import DccsegError
 from dccseg.organs import ORGAN_BY_LABEL
 from dccseg.inference.settings import InferenceSettings
@@ -28,11 +29,11 @@ from dccseg.networks import CoarseConfig
 from dccseg.progress import QUIET, Progress
 from dccseg.store import DEFAULT_MODEL_NAME, ModelStore, dataset_hash
 from dccseg.training.augment import source_phase
-from dccseg.training.cases import CaseVolumes, on_grid, read_canonical
+from dccseg.training.cases import CaseVolumes, labelled_cases, on_grid, read_canonical
 from dccseg.training.coarse import coarse_network, fit_coarse
 from dccseg.training.coarse_data import synthetic_cases
 from dccseg.training.configs import Preprocessing
-from dccseg.training.finetune import WORLD_RATIO, StartingModel, load_starting_model, resolve_card, unlabelled_organs, world_cases, world_count
+from dccseg.training.finetune import CROSS_VALIDATE_BELOW, WORLD_RATIO, StartingModel, load_starting_model, resolve_card, unlabelled_organs, world_cases, world_count
 from dccseg.training.export import MODEL_FOLDER, RUN_MODEL_VERSION, build_card, export_model, load_part, read_model_folder, save_part, write_model_folder
 from dccseg.training.loop import StageStopped
 from dccseg.training.priors import degraded_prior, out_of_fold_priors, predicted_prior
@@ -90,11 +91,15 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
     request = {"command": "all", "preset": config, "overrides": dict(overrides or {}), "name": name, "loss": loss, "held_out": held_out}
     if from_model:
         request.update({"from": resolve_card(from_model)[0], "world_ratio": world_ratio, "benchmark": benchmark})
+        if not held_out and 2 <= len(labelled_cases(Dataset.load(dataset))) < CROSS_VALIDATE_BELOW:
+            request.update(cross_validate=True, overrides={**request["overrides"], "val_fraction": 0.0})
     weights = {LOAD_STAGE: 0.05, "coarse": 1.0, **_refine_weights(request), "evaluate": 0.1}
     if loss != "none":
         weights["pretrain"] = 1.0
     if from_model:
         weights.update({WORLD_STAGE: 0.1, COMPARE_STAGE: 0.4})
+    if request.get("cross_validate"):
+        weights["cross-validation"] = 2.0
     with open_session(dataset, output, request, weights, device, resume, progress) as session:
         def body() -> None:
             start = load_starting_model(session.request["from"]) if session.request.get("from") else None
@@ -113,7 +118,7 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
                                 refine_skip=start.card.refine_skip if start is not None else ())
                 evaluate_stage(session)
                 if start is not None:
-                    compare_stage(session, start.ref)
+                    compare_stage(session, start, world)
                 if session.ctx.is_writer:
                     entry = export_model(session.run_dir, session.request["name"], store=store)
                     session.state.set(model_ref=entry.ref, message=f"registered {entry.ref}")
@@ -312,17 +317,22 @@ def evaluate_stage(session: Session) -> None:
     session.state.progress("evaluate", 1.0, 1, f"validation Dice {metrics.get('dice_mean')}", force=True)
 
 
-def compare_stage(session: Session, start_ref: str) -> None:
-    """Before/after: the starting model and the new one on the held-out cases and the benchmark, into the card's ``metrics.finetune``."""
+def compare_stage(session: Session, start: StartingModel, world: list[tuple[str, str, Volume, Volume]]) -> None:
+    """Before/after: the starting model and the new one on the held-out cases (or cross-validated) and the benchmark, into ``metrics.finetune``."""
+    from dccseg.training.cross_validation import cross_validated
     from dccseg.training.finetune_report import benchmark_cases, case_scores, compare, summary_line, verdict
 
     if not session.ctx.is_writer:
         return
+    start_ref = start.ref
     folder = str((session.run_dir / MODEL_FOLDER).resolve())
-    held = session.cases(session.val_ids)
-    session.state.progress(COMPARE_STAGE, 0.0, 1, f"{start_ref} against the new model on {len(held)} held-out case(s)", force=True)
-    held_out = compare(case_scores(start_ref, held, session.ctx.device, session.progress), case_scores(folder, held, session.ctx.device, session.progress))
-    held_out["method"] = "held-out"
+    if session.request.get("cross_validate"):
+        held_out = cross_validated(session, start, world)
+    else:
+        held = session.cases(session.val_ids)
+        session.state.progress(COMPARE_STAGE, 0.0, 1, f"{start_ref} against the new model on {len(held)} held-out case(s)", force=True)
+        held_out = compare(case_scores(start_ref, held, session.ctx.device, session.progress), case_scores(folder, held, session.ctx.device, session.progress))
+        held_out["method"] = "held-out"
     bench = None
     if session.request.get("benchmark", True):
         cases = benchmark_cases(session.run_dir)
