@@ -128,16 +128,3 @@ def test_patience_stops_a_stage_that_no_longer_improves(tmp_path):
     assert result.state == "finished" and (result.best_epoch, result.best_value) == (2, 0.6)
     assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
 
-
-@pytest.mark.parametrize("frozen", [False, True])
-def test_frozen_norm_keeps_batch_norm_statistics(tmp_path, frozen):
-    stage = toy_stage(2)
-    stage.model = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 1))
-    stage.optimizer = torch.optim.SGD(stage.model.parameters(), lr=0.1)
-    stage.scheduler = torch.optim.lr_scheduler.StepLR(stage.optimizer, step_size=1)
-    stage.loss_fn = lambda net, x: (net(x + 5.0) ** 2).mean()
-    stage.validate, stage.frozen_norm = None, frozen
-    state = RunState(tmp_path, {"coarse": 1.0})
-    state.open(resume=False)
-    run_stage(stage, distributed.setup("cpu"), state, StopFlag(), QUIET, False)
-    assert torch.equal(stage.model[0].running_mean, torch.zeros(3)) == frozen

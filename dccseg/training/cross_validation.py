@@ -38,7 +38,7 @@ def cross_validated(session: Session, start: StartingModel, world: list[tuple[st
         if not (folder / MODEL_FOLDER / "model.json").is_file():
             coarse = coarse_stage(fold, start, world)
             refine_stage(fold, start.coarse, None, initial_state=start.refine_state, world=world)
-            write_run_model(fold, coarse, "cross-validation-fold", refine_skip=start.card.refine_skip)
+            write_run_model(fold, coarse, "cross-validation-fold", start=start)
         state.finish("finished", "fold finished")
         held = session.cases([case_id])
         before.update(case_scores(start.ref, held, session.ctx.device, session.progress))

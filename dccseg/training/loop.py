@@ -55,7 +55,6 @@ class Stage:
     validate_every: int = 1
     grad_clip: float | None = None
     patience: int | None = None  # early stop after this many validations without a better Dice
-    frozen_norm: bool = False  # keep batch-norm statistics as they are (fine-tuning on a few cases)
     extra: dict[str, Any] = field(default_factory=dict)
     epoch_stats: Callable[[int], dict[str, Any]] | None = None  # extra fields of the epoch's metrics record
 
@@ -146,10 +145,6 @@ def run_stage(stage: Stage, ctx: DeviceContext, state: RunState, stop: StopFlag,
 def _train_epoch(stage: Stage, epoch: int, ctx: DeviceContext, state: RunState, stop: StopFlag, progress: Progress, scaler: torch.amp.GradScaler) -> float | None:
     """One pass over the epoch's batches; the mean loss, or None when a stop was requested."""
     stage.model.train()
-    if stage.frozen_norm:
-        for module in stage.model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
     batches = stage.batches(epoch)
     count = max(len(batches), 1)
     total, used = 0.0, 0

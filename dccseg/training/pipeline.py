@@ -16,7 +16,7 @@ import importlib
 import importlib.util
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from dccseg.training.cases import CaseVolumes, labelled_cases, on_grid, read_can
 from dccseg.training.coarse import coarse_network, fit_coarse
 from dccseg.training.coarse_data import synthetic_cases
 from dccseg.training.configs import Preprocessing
-from dccseg.training.finetune import CROSS_VALIDATE_BELOW, WORLD_RATIO, StartingModel, load_starting_model, resolve_card, unlabelled_organs, world_cases, world_count
+from dccseg.training.finetune import CROSS_VALIDATE_BELOW, WEIGHT_SHARE, WORLD_RATIO, StartingModel, averaged, load_starting_model, resolve_card, unlabelled_organs, world_cases, world_count
 from dccseg.training.export import MODEL_FOLDER, RUN_MODEL_VERSION, build_card, export_model, load_part, read_model_folder, save_part, write_model_folder
 from dccseg.training.loop import StageStopped
 from dccseg.training.priors import degraded_prior, out_of_fold_priors, predicted_prior
@@ -114,8 +114,7 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
             else:
                 refine_stage(session, start.coarse, None, initial_state=start.refine_state, world=world)
             if session.state.status.get("model_ref") is None:
-                write_run_model(session, coarse_model, session.request["name"], pretraining=session.request.get("loss"),
-                                refine_skip=start.card.refine_skip if start is not None else ())
+                write_run_model(session, coarse_model, session.request["name"], pretraining=session.request.get("loss"), start=start)
                 evaluate_stage(session)
                 if start is not None:
                     compare_stage(session, start, world)
@@ -282,24 +281,32 @@ def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Ma
 
 
 def write_run_model(session: Session, coarse: CoarseModel, name: str, pretraining: str | None = None, metrics: dict[str, Any] | None = None,
-                    refine_skip: Sequence[str] = ()) -> None:
-    """``RUN_DIR/model/``: the finished coarse + refine pair as a model version folder (a fine-tune keeps its start's ``refine_skip``)."""
+                    start: StartingModel | None = None) -> None:
+    """``RUN_DIR/model/``: the finished coarse + refine pair as a model version folder.
+
+    A fine-tune (``start``) is registered averaged with its starting model's weights (``finetune.averaged``) and keeps its ``refine_skip``.
+    """
     if not session.ctx.is_writer:
         return
     refine = load_part(session.run_dir / REFINE_STAGE)
     if refine is None:
         raise DccsegError(f"{session.run_dir} has no finished refine stage")
     refine_state, refine_info = refine
+    coarse_state = coarse.state_dict
+    if start is not None:
+        coarse_state, refine_state = averaged(start.coarse.state_dict, coarse_state), averaged(start.refine_state, refine_state)
     training = {
         "data": data_summary(session), "data_hash": dataset_hash(session.dataset), "preset": session.config.name,
         "config": session.config.to_dict(), "pretraining": None if pretraining in (None, "none") else pretraining,
         "stages": {"coarse": _stage_summary(coarse.info), "refine": _stage_summary(refine_info)},
     }
+    if start is not None:
+        training["fine_tune"] = {"from": start.ref, "world_ratio": session.request.get("world_ratio"), "weight_share": WEIGHT_SHARE}
     validation = {"coarse_val_dice": (coarse.info.get("best") or {}).get("value"), "refine_val_patch_dice": (refine_info.get("best") or {}).get("value")}
     card = build_card(name, RUN_MODEL_VERSION, coarse.info, refine_info, training, metrics or {"validation": validation},
                       description=f"trained by 'dccseg train' ({session.config.name} preset) on {session.dataset.name}")
-    card.refine_skip = list(refine_skip)
-    write_model_folder(session.run_dir / MODEL_FOLDER, card, {"coarse": coarse.state_dict, "refine": refine_state})
+    card.refine_skip = list(start.card.refine_skip) if start is not None else []
+    write_model_folder(session.run_dir / MODEL_FOLDER, card, {"coarse": coarse_state, "refine": refine_state})
 
 
 def evaluate_stage(session: Session) -> None:

@@ -72,7 +72,6 @@ def fit_refine(session: Session, train: list[RefineCase], val: list[RefineCase],
         name=STAGE, epochs=settings.epochs, model=model, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, settings.optimizer, settings.epochs), batches=batches, loss_fn=loss_fn,
         validate=validate if len(val_rows) else None, validate_every=settings.validate_every, grad_clip=settings.optimizer.grad_clip, patience=settings.patience,
-        frozen_norm=initial_state is not None,
     )
     result = run_stage(spec, ctx, session.state, session.stop, session.progress, session.resume)
     best = session.state.load_checkpoint(STAGE, "best.pt") if result.state == "finished" else None
