@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from dccseg.losses import coarse_dice_ce_loss, partial_label_loss
 from dccseg.store import ModelStore, load_model
 from dccseg.training.cases import load_or_make_split
 from dccseg.training.configs import OptimizerConfig, preset
-from dccseg.training.finetune import EPOCH_SHARE, LR_SHARE, finetune_config, unlabelled_organs, world_count
+from dccseg.training.finetune import EPOCH_SHARE, LR_SHARE, PATIENCE, WEIGHT_SHARE, WORLD_RATIO, averaged, finetune_config, unlabelled_organs, world_count
 from dccseg.training.finetune_report import compare, summary_line, verdict
 from dccseg.training.pipeline import train_all
 from dccseg.training.runstate import read_status
@@ -57,6 +59,14 @@ def test_finetune_schedule_takes_the_card_and_is_gentler():
     assert config.coarse.network.to_dict() == card.architecture["coarse"] and config.refine.network.to_dict() == card.architecture["refine"]
     assert config.coarse.epochs == round(preset("default").coarse.epochs * EPOCH_SHARE) and config.coarse.patience
     assert config.refine.optimizer.lr == pytest.approx(preset("default").refine.optimizer.lr * LR_SHARE) and config.refine.prior == "coarse"
+
+
+def test_registered_weights_are_averaged_with_the_start():
+    start = {"w": torch.zeros(3), "n": torch.tensor(7)}
+    tuned = {"w": torch.ones(3), "n": torch.tensor(9)}
+    mixed = averaged(start, tuned)
+    assert torch.allclose(mixed["w"], torch.full((3,), WEIGHT_SHARE)) and int(mixed["n"]) == 9
+    assert torch.allclose(averaged(start, tuned, 0.25)["w"], torch.full((3,), 0.25))
 
 
 def test_world_ratio_must_not_be_negative():
@@ -101,6 +111,7 @@ def test_the_fine_tune_loop_registers_before_and_after_and_never_makes_a_worse_m
     report = store.resolve("site@0.2.0").card.metrics["finetune"]
     assert report["from"] == "site@0.1.0" and report["held_out"]["cases"] == ["case1"]
     assert store.resolve("site@0.2.0").card.training["data"]["cases"] == 3  # the unlabelled case is not trained on
+    assert store.resolve("site@0.2.0").card.training["fine_tune"] == {"from": "site@0.1.0", "world_ratio": 0.5, "weight_share": WEIGHT_SHARE}
     assert set(report["benchmark"]["cases"]) == {"example-ct", "s0006-portal-venous", "s0009-arterial"}
     assert report["verdict"] in ("better", "worse", "unchanged") and report["summary"].startswith("on your 1 held-out case(s)")
     assert (store.resolve("site@0.2.0").card.held_back != "") == (verdict(report["held_out"], report["benchmark"])[1] != "")
@@ -127,3 +138,16 @@ def test_a_dataset_too_small_to_hold_out_is_cross_validated_and_the_model_trains
     assert card.training["data"]["train"] == ["case0", "case1"] and card.training["data"]["val"] == []
     assert sorted(p.name for p in (tmp_path / "tuned" / "cross-validation").iterdir()) == ["case0", "case1"]
     assert "cross-validated" in card.metrics["finetune"]["summary"]
+
+
+def test_the_committed_new_site_example_holds_its_margins_for_the_current_defaults():
+    """docs/finetune_example.json (tools/new_site_example.py): re-measure it whenever the shipped model or a fine-tune default changes."""
+    report = json.loads((Path(__file__).resolve().parents[2] / "docs" / "finetune_example.json").read_text(encoding="utf-8"))
+    assert report["model"] == ModelStore().resolve(None).ref
+    assert report["schedule"] == {"epoch_share": EPOCH_SHARE, "lr_share": LR_SHARE, "patience": PATIENCE, "weight_share": WEIGHT_SHARE, "preset": "default", "seed": 0}
+    tuned = report["runs"][f"finetune-r{WORLD_RATIO:g}"]
+    assert tuned["world_ratio"] == WORLD_RATIO and tuned["verdict"] == "better" and not tuned["held_back"]
+    assert tuned["held_out"]["delta"] >= 0.05 and tuned["benchmark"]["delta"] >= -0.02
+    assert tuned["seconds"] <= 20 * 60
+    scratch = report["runs"]["scratch"]
+    assert scratch["held_out"]["after"] < tuned["held_out"]["after"] - 0.2 and scratch["benchmark"]["after"] < tuned["benchmark"]["after"] - 0.2
