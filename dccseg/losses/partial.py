@@ -19,9 +19,9 @@ def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, known: torch.
     with torch.autocast(device_type=logits.device.type, enabled=False):
         log_p = torch.log_softmax(logits.float(), dim=1)
         known = known.to(logits.device, torch.bool).clone()
-        known[:, 0] = True
-        unknown = ~known
-        background = torch.logsumexp(log_p.masked_fill(~(unknown | _first(known))[(...,) + (None,) * (logits.dim() - 2)], float("-inf")), dim=1)
+        known[:, 0] = False
+        merged = ~known  # the background and the unannotated organs
+        background = torch.logsumexp(log_p.masked_fill(~merged[(...,) + (None,) * (logits.dim() - 2)], float("-inf")), dim=1)
         target = labels[:, 0].long()
         picked = log_p.gather(1, target[:, None])[:, 0]
         cross_entropy = -torch.where(target == 0, background, picked).mean()
@@ -30,14 +30,5 @@ def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, known: torch.
         onehot = torch.nn.functional.one_hot(target.flatten(1), logits.shape[1]).transpose(1, 2).float()
         intersection = (p * onehot).sum(-1)
         dice = 1.0 - (2.0 * intersection + SMOOTH) / (p.sum(-1) + onehot.sum(-1) + SMOOTH)
-        scored = known.clone()
-        scored[:, 0] = False
-        dice_loss = (dice * scored).sum() / scored.sum().clamp(min=1)
+        dice_loss = (dice * known).sum() / known.sum().clamp(min=1)  # annotated organs only
         return dice_loss + cross_entropy
-
-
-def _first(known: torch.Tensor) -> torch.Tensor:
-    """The background column only."""
-    first = torch.zeros_like(known)
-    first[:, 0] = True
-    return first
