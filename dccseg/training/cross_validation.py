@@ -26,8 +26,9 @@ def cross_validated(session: Session, start: StartingModel, world: list[tuple[st
     """The ``held_out`` part of ``metrics.finetune``: per case, the starting model and the fold model that never saw it."""
     from dccseg.training.pipeline import coarse_stage, refine_stage, write_run_model
 
-    before, after = {}, {}
     cases = list(session.train_ids)
+    before = case_scores(start.ref, session.cases(cases), session.ctx.device, session.progress)
+    after: dict[str, float] = {}
     for index, case_id in enumerate(cases):
         folder = session.run_dir / FOLDER / case_id
         session.state.progress("cross-validation", index, len(cases), f"fold {index + 1}/{len(cases)}: fine-tuning without {case_id}", force=True)
@@ -40,8 +41,6 @@ def cross_validated(session: Session, start: StartingModel, world: list[tuple[st
             refine_stage(fold, start.coarse, None, initial_state=start.refine_state, world=world)
             write_run_model(fold, coarse, "cross-validation-fold", start=start)
         state.finish("finished", "fold finished")
-        held = session.cases([case_id])
-        before.update(case_scores(start.ref, held, session.ctx.device, session.progress))
-        after.update(case_scores(str((folder / MODEL_FOLDER).resolve()), held, session.ctx.device, session.progress))
+        after.update(case_scores(str((folder / MODEL_FOLDER).resolve()), session.cases([case_id]), session.ctx.device, session.progress))
     session.state.progress("cross-validation", len(cases), len(cases), f"{len(cases)} folds done", force=True)
     return {**compare(before, after), "method": "cross-validation"}

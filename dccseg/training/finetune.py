@@ -21,10 +21,10 @@ from dccseg.errors import DccsegError
 from dccseg.inference.settings import Preprocessing
 from dccseg.networks import CoarseConfig, RefineConfig
 from dccseg.organs import ORGANS
-from dccseg.store import ModelCard, ModelStore
+from dccseg.store import ModelCard, ModelEntry, ModelStore
 from dccseg.training.augment import KNOWN_PHASES
 from dccseg.training.configs import TrainingConfig
-from dccseg.training.sources import CoarseModel
+from dccseg.training.sources import CoarseModel, model_coarse
 from dccseg.volume import Volume
 
 EPOCH_SHARE = 0.25
@@ -48,20 +48,17 @@ class StartingModel:
     refine_state: dict[str, torch.Tensor]
 
 
-def resolve_card(ref: str) -> tuple[str, ModelCard]:
-    """The store reference and card of ``ref`` (a name, name@version or version folder)."""
+def starting_entry(ref: str) -> ModelEntry:
+    """The store entry of ``ref`` (a name, name@version or version folder), checked to be a model of the 13 organs."""
     entry = ModelStore().resolve(ref)
     if [o.key for o in entry.card.organ_objects] != [o.key for o in ORGANS]:
         raise DccsegError(f"{entry.ref} segments other organs than this dccseg's 13; fine-tune from a model of the 13 organs, or train from scratch without --from")
-    return entry.ref, entry.card
+    return entry
 
 
 def load_starting_model(ref: str) -> StartingModel:
-    entry = ModelStore().resolve(ref)
-    resolved, card = resolve_card(ref)
-    info = {"part": "coarse", "architecture": card.architecture["coarse"], "preprocessing": card.preprocessing, "source": resolved}
-    coarse = CoarseModel(CoarseConfig.from_dict(card.architecture["coarse"]), load_file(str(entry.weight_path("coarse"))), info)
-    return StartingModel(resolved, card, coarse, load_file(str(entry.weight_path("refine"))))
+    entry = starting_entry(ref)
+    return StartingModel(entry.ref, entry.card, model_coarse(entry), load_file(str(entry.weight_path("refine"))))
 
 
 def finetune_config(config: TrainingConfig, card: ModelCard) -> TrainingConfig:

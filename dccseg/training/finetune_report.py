@@ -15,11 +15,10 @@ import numpy as np
 import torch
 
 from dccseg.dataset import Case, Dataset
-from dccseg.evaluation import evaluate_pair, wilcoxon_compare
-from dccseg.inference import segment_volume
+from dccseg.evaluation import wilcoxon_compare
 from dccseg.io import read_image, read_labelmap
 from dccseg.progress import QUIET, Progress
-from dccseg.store import load_model
+from dccseg.training.evaluate import case_dice, evaluate_cases
 
 FORGET_LIMIT = 0.02
 UNCHANGED = 0.005
@@ -29,16 +28,9 @@ BENCHMARK_SPACING = (2.0, 2.0, 4.0)
 BENCHMARK_SEED = 4242
 
 
-def case_scores(model_ref: str, cases: list[Case], device: torch.device, progress: Progress = QUIET, stage: str = "compare") -> dict[str, float]:
+def case_scores(model_ref: str, cases: list[Case], device: torch.device, progress: Progress = QUIET) -> dict[str, float]:
     """Case id -> mean Dice over the organs of its reference, segmented with ``model_ref`` as ``dccseg segment`` does."""
-    model = load_model(model_ref, device)
-    scores = {}
-    for index, case in enumerate(cases):
-        progress.update(stage, index / max(len(cases), 1), f"{model.card.ref}: segmenting {case.id}")
-        ct = read_image(case.image)
-        result = evaluate_pair(segment_volume(ct, model), read_labelmap(case.label, reference=ct), model.card.organ_objects, case=case.id)
-        scores[case.id] = float(result["dice_mean"]) if result["dice_mean"] is not None else 0.0
-    return scores
+    return case_dice(evaluate_cases(model_ref, cases, device, progress, stage="compare"))
 
 
 def benchmark_cases(run_dir: Path) -> list[Case]:

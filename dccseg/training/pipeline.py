@@ -33,7 +33,7 @@ from dccseg.training.cases import CaseVolumes, labelled_cases, on_grid, read_can
 from dccseg.training.coarse import coarse_network, fit_coarse
 from dccseg.training.coarse_data import synthetic_cases
 from dccseg.training.configs import Preprocessing
-from dccseg.training.finetune import CROSS_VALIDATE_BELOW, WEIGHT_SHARE, WORLD_RATIO, StartingModel, averaged, load_starting_model, resolve_card, unlabelled_organs, world_cases, world_count
+from dccseg.training.finetune import CROSS_VALIDATE_BELOW, WEIGHT_SHARE, WORLD_RATIO, StartingModel, averaged, load_starting_model, starting_entry, unlabelled_organs, world_cases, world_count
 from dccseg.training.export import MODEL_FOLDER, RUN_MODEL_VERSION, build_card, export_model, load_part, read_model_folder, save_part, write_model_folder
 from dccseg.training.loop import StageStopped
 from dccseg.training.priors import degraded_prior, out_of_fold_priors, predicted_prior
@@ -90,7 +90,7 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
     world_count(world_ratio, 0)
     request = {"command": "all", "preset": config, "overrides": dict(overrides or {}), "name": name, "loss": loss, "held_out": held_out}
     if from_model:
-        request.update({"from": resolve_card(from_model)[0], "world_ratio": world_ratio, "benchmark": benchmark})
+        request.update({"from": starting_entry(from_model).ref, "world_ratio": world_ratio, "benchmark": benchmark})
         if not held_out and 2 <= len(labelled_cases(Dataset.load(dataset))) < CROSS_VALIDATE_BELOW:
             request.update(cross_validate=True, overrides={**request["overrides"], "val_fraction": 0.0})
     weights = {LOAD_STAGE: 0.05, "coarse": 1.0, **_refine_weights(request), "evaluate": 0.1}
@@ -115,9 +115,9 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
                 refine_stage(session, start.coarse, None, initial_state=start.refine_state, world=world)
             if session.state.status.get("model_ref") is None:
                 write_run_model(session, coarse_model, session.request["name"], pretraining=session.request.get("loss"), start=start)
-                evaluate_stage(session)
+                held_out_dice = evaluate_stage(session)
                 if start is not None:
-                    compare_stage(session, start, world)
+                    compare_stage(session, start, world, held_out_dice)
                 if session.ctx.is_writer:
                     entry = export_model(session.run_dir, session.request["name"], store=store)
                     session.state.set(model_ref=entry.ref, message=f"registered {entry.ref}")
@@ -309,49 +309,53 @@ def write_run_model(session: Session, coarse: CoarseModel, name: str, pretrainin
     write_model_folder(session.run_dir / MODEL_FOLDER, card, {"coarse": coarse_state, "refine": refine_state})
 
 
-def evaluate_stage(session: Session) -> None:
-    """Segment the validation cases with the run's model and put the Dice into its card."""
-    from dccseg.training.evaluate import evaluate_model_folder  # segmenting needs SimpleITK; training alone does not
+def evaluate_stage(session: Session) -> dict[str, float]:
+    """Segment the validation cases with the run's model, put the Dice into its card, and return each case's mean Dice."""
+    from dccseg.training.evaluate import card_metrics, case_dice, evaluate_cases  # segmenting needs SimpleITK; training alone does not
 
     if not session.val_ids or not session.ctx.is_writer:
-        return
+        return {}
     session.state.progress("evaluate", 0.0, 1, f"evaluating on {len(session.val_ids)} validation cases", force=True)
     folder = session.run_dir / MODEL_FOLDER
-    metrics = evaluate_model_folder(folder, session.cases(session.val_ids), session.ctx.device, session.progress)
+    results = evaluate_cases(str(folder.resolve()), session.cases(session.val_ids), session.ctx.device, session.progress)
+    metrics = card_metrics(results)
     card, weights = read_model_folder(session.run_dir)
     card.metrics = {**metrics, "validation": card.metrics.get("validation")}
     write_model_folder(folder, card, weights)
     session.state.progress("evaluate", 1.0, 1, f"validation Dice {metrics.get('dice_mean')}", force=True)
+    return case_dice(results)
 
 
-def compare_stage(session: Session, start: StartingModel, world: list[tuple[str, str, Volume, Volume]]) -> None:
-    """Before/after: the starting model and the new one on the held-out cases (or cross-validated) and the benchmark, into ``metrics.finetune``."""
+def compare_stage(session: Session, start: StartingModel, world: list[tuple[str, str, Volume, Volume]], held_out_dice: dict[str, float]) -> None:
+    """Before/after: the starting model and the new one on the held-out cases (or cross-validated) and the benchmark, into ``metrics.finetune``.
+
+    ``held_out_dice``: the new model's Dice on the held-out cases, as ``evaluate_stage`` measured it.
+    """
     from dccseg.training.cross_validation import cross_validated
     from dccseg.training.finetune_report import benchmark_cases, case_scores, compare, summary_line, verdict
 
     if not session.ctx.is_writer:
         return
-    start_ref = start.ref
     folder = str((session.run_dir / MODEL_FOLDER).resolve())
     if session.request.get("cross_validate"):
         held_out = cross_validated(session, start, world)
     else:
         held = session.cases(session.val_ids)
-        session.state.progress(COMPARE_STAGE, 0.0, 1, f"{start_ref} against the new model on {len(held)} held-out case(s)", force=True)
-        held_out = compare(case_scores(start_ref, held, session.ctx.device, session.progress), case_scores(folder, held, session.ctx.device, session.progress))
+        session.state.progress(COMPARE_STAGE, 0.0, 1, f"{start.ref} against the new model on {len(held)} held-out case(s)", force=True)
+        held_out = compare(case_scores(start.ref, held, session.ctx.device, session.progress), held_out_dice)
         held_out["method"] = "held-out"
     bench = None
     if session.request.get("benchmark", True):
         cases = benchmark_cases(session.run_dir)
-        bench = compare(case_scores(start_ref, cases, session.ctx.device, session.progress), case_scores(folder, cases, session.ctx.device, session.progress))
+        bench = compare(case_scores(start.ref, cases, session.ctx.device, session.progress), case_scores(folder, cases, session.ctx.device, session.progress))
     word, reason = verdict(held_out, bench)
-    report = {"from": start_ref, "held_out": held_out, "benchmark": bench, "verdict": word}
+    report = {"from": start.ref, "held_out": held_out, "benchmark": bench, "verdict": word}
     report["summary"] = summary_line(report)
     card, weights = read_model_folder(session.run_dir)
     card.metrics = {**card.metrics, "finetune": report}
     card.held_back = reason
     write_model_folder(session.run_dir / MODEL_FOLDER, card, weights)
-    session.log(f"fine-tuned from {start_ref}: {report['summary']} ({word})")
+    session.log(f"fine-tuned from {start.ref}: {report['summary']} ({word})")
     session.state.progress(COMPARE_STAGE, 1.0, 1, report["summary"], force=True)
 
 

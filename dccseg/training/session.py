@@ -63,9 +63,9 @@ def build_config(request: dict[str, Any]) -> TrainingConfig:
     """The preset, made a fine-tune of the ``from`` model when there is one, with the command's overrides on top."""
     config = preset(request.get("preset", "default"))
     if request.get("from"):
-        from dccseg.training.finetune import finetune_config, resolve_card
+        from dccseg.training.finetune import finetune_config, starting_entry
 
-        config = finetune_config(config, resolve_card(request["from"])[1])
+        config = finetune_config(config, starting_entry(request["from"]).card)
     return with_overrides(config, **request.get("overrides", {}))
 
 

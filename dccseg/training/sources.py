@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from dccseg.errors import DccsegError
 from dccseg.networks import CoarseConfig
-from dccseg.store import ModelStore
+from dccseg.store import ModelEntry, ModelStore
 from dccseg.training.export import load_part
 
 ENCODER_FILE = "encoder.safetensors"
@@ -43,7 +43,11 @@ def resolve_coarse(ref: str | Path) -> CoarseModel:
         return CoarseModel(CoarseConfig.from_dict(info["architecture"]), state, info)
     if path.is_dir() and (path / "coarse").is_dir():
         raise DccsegError(f"{path} holds an unfinished coarse training; finish it (dccseg train coarse ... --resume) before training refine")
-    entry = ModelStore().resolve(str(ref))
+    return model_coarse(ModelStore().resolve(str(ref)))
+
+
+def model_coarse(entry: ModelEntry) -> CoarseModel:
+    """The coarse network of a model in the store."""
     info = {"part": "coarse", "architecture": entry.card.architecture["coarse"], "preprocessing": entry.card.preprocessing, "source": entry.ref}
     return CoarseModel(CoarseConfig.from_dict(info["architecture"]), load_file(str(entry.weight_path("coarse"))), info)
 
