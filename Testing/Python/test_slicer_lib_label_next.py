@@ -16,13 +16,8 @@ from DCCSegmentLib.engine import Engine, EngineError  # noqa: E402
 from DCCTrainLib.finetune_report import finetune_summary, model_card, model_card_call  # noqa: E402
 from DCCTrainLib.label_next import drafted_file, next_cases, prefill_call, rank_call, ranking_path  # noqa: E402
 from DCCTrainLib.train_parameters import FROM_SCRATCH, TrainParameters, default_from_model  # noqa: E402
+from engine_stubs import fake_python  # noqa: E402
 
-
-def fake_python(path: Path, body: str) -> str:
-    """An executable standing in for the engine's interpreter (it receives ``-m dccseg ARGS``)."""
-    path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
-    path.chmod(0o755)
-    return str(path)
 
 
 # --- fine-tuning parameters ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from DCCSegmentLib.parameters import SegmentParameters  # noqa: E402
 from DCCSegmentLib.process import SubprocessRunner, pid_alive  # noqa: E402
 from DCCSegmentLib.progress import LineSplitter, StagedProgress, parse_progress_line  # noqa: E402
 from DCCSegmentLib.segment_job import SegmentJob  # noqa: E402
+from engine_stubs import fake_python  # noqa: E402
 
 
 def drain(runner, timeout: float = 20.0) -> tuple[list[str], int]:
@@ -229,12 +230,6 @@ if mode == "ok":
 print(json.dumps({"stage": "write", "fraction": None, "message": "timing", "timings": {"load": 0.1, "coarse": 0.2}}), flush=True)
 '''
 
-
-def fake_python(path: Path, body: str) -> str:
-    """An executable that stands in for the engine's interpreter: it receives ``-m dccseg ARGS``."""
-    path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
-    path.chmod(0o755)
-    return str(path)
 
 
 @pytest.fixture

@@ -22,13 +22,8 @@ from DCCTrainLib.dataset_client import CaseExists, NewCase, add_case, case_rows,
 from DCCTrainLib.run_state import MetricsReader, read_status, series  # noqa: E402
 from DCCTrainLib.runs import RunRecord, absolute_path, launch, list_runs, new_run_dir, stop  # noqa: E402
 from DCCTrainLib.train_parameters import TrainParameters  # noqa: E402
+from engine_stubs import fake_python  # noqa: E402
 
-
-def fake_python(path: Path, body: str) -> str:
-    """An executable standing in for the engine's interpreter (it receives ``-m dccseg ARGS``)."""
-    path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
-    path.chmod(0o755)
-    return str(path)
 
 
 def wait_for(predicate, timeout: float = 20.0) -> None:
