@@ -60,15 +60,20 @@ def suggest_case_id(name: str) -> str:
     return cleaned or "case"
 
 
+def read_json_file(path: Path, advice: str) -> Any:
+    """The JSON document in ``path``; a ValueError that ends with ``advice`` when it is not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); {advice}") from exc
+
+
 def read_case_records(dataset: Path) -> list[dict[str, Any]]:
     """The case records of ``dataset.json`` (empty when the folder is not a dataset yet)."""
     path = dataset / DATASET_FILE
     if not path.is_file():
         return []
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); fix it or choose another dataset folder") from exc
+    document = read_json_file(path, "fix it or choose another dataset folder")
     cases = document.get("cases", []) if isinstance(document, dict) else []
     return [c for c in cases if isinstance(c, dict)]
 

@@ -6,14 +6,13 @@ survives closing Slicer. Cases labelled since then drop out of the list; drafts 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from DCCSegmentLib.engine import CallResult, Engine, EngineCall
 
-from .dataset_client import read_case_records
+from .dataset_client import read_case_records, read_json_file
 
 RANKING_FILE = "ranking.json"
 RANK_TIMEOUT_S = 6 * 3600.0
@@ -81,10 +80,7 @@ def next_cases(dataset: Path) -> list[NextCase]:
     path = ranking_path(dataset)
     if not path.is_file():
         return []
-    try:
-        ranking = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); rank the cases again") from exc
+    ranking = read_json_file(path, "rank the cases again")
     records = {str(r.get("id")): r for r in read_case_records(dataset)}
     cases = []
     for entry in ranking if isinstance(ranking, list) else []:
