@@ -1,16 +1,17 @@
-"""The ablation's multi-phase benchmark: a training and a test dataset of synthetic CT from real anatomy.
+"""The ablation's multi-phase benchmark: a training and a test dataset, split by body.
 
-Synthetic cases come from ``synthesize_from_labels`` on the bundled TotalSegmentator template
-(one seed per case: its own deformation, field of view, fat, gas and contrast timing within the
-phase). The test set also holds the bundled real CT (non-contrast) and its ``simulate_phase``
-versions in the other phases: real texture and anatomy the training data never showed.
-Both datasets are written once and reused (``benchmark.json`` records the spec they were made from).
+Synthetic cases come from ``synthesize_from_labels`` on the bundled real anatomies (one seed per case:
+its own deformation, field of view, fat, gas and contrast timing within the phase): training cases from
+the training bodies, test cases from the test bodies, each split's bodies drawn in turn. The test set
+also holds the given real scans of unseen patients, in their own phase. Every case records its body as
+its ``subject``. Both datasets are written once and reused (``benchmark.json`` records the spec they were
+made from, real scans by name).
 """
 
 from __future__ import annotations
 
 import json
-from importlib import resources
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +20,12 @@ from dccseg.dataset import Dataset
 from dccseg.errors import DccsegError
 from dccseg.fileutil import atomic_output
 from dccseg.io import read_image, read_labelmap
-from dccseg.phantoms import load_template, prepare_template, simulate_phase, synthesize_from_labels
+from dccseg.phantoms import load_template, prepare_template, synthesize_from_labels
 from dccseg.progress import QUIET, Progress
 
-from .plan import BenchmarkData
+from .plan import PHASE_CODES, BenchmarkData, RealScan
 
 SPEC_FILE = "benchmark.json"
-REAL_SOURCE_PHASE = "non-contrast"
-PHASE_CODES = {"non-contrast": "nc", "arterial": "art", "portal-venous": "pv", "delayed": "del"}
 
 
 def build_benchmark(spec: BenchmarkData, folder: Path, progress: Progress = QUIET) -> tuple[Path, Path]:
@@ -38,38 +37,41 @@ def build_benchmark(spec: BenchmarkData, folder: Path, progress: Progress = QUIE
         if json.loads(spec_path.read_text(encoding="utf-8")) != _jsonable(spec):
             raise DccsegError(f"{folder} holds benchmark data of another configuration; use a new --output folder")
         return train_dir, test_dir
-    template = prepare_template(*load_template())
-    seeds = np.random.default_rng(spec.seed).permutation(100000)
-    used = 0
-    for split, counts, root in (("train", spec.train, train_dir), ("test", spec.test, test_dir)):
-        dataset = Dataset.open_or_new(root, name=f"ablation-{split}")
-        for phase, count in counts.items():
-            for k in range(count):
-                seed = int(seeds[used])
-                used += 1
-                case_id = f"{split}-{PHASE_CODES[phase]}-{k + 1:02d}"
-                progress.update("data", used / max(_total(spec), 1), f"synthesising {case_id}")
-                ct, labels = synthesize_from_labels(template, None, phase, seed, output_spacing=spec.spacing)
-                dataset.add_volumes(case_id, ct, labels, phase, source=f"synthesize_from_labels(totalseg_example, seed={seed})", replace=True)
-    _add_real_cases(spec, Dataset.open_or_new(test_dir, name="ablation-test"))
+    datasets = {"train": Dataset.open_or_new(train_dir, name="ablation-train"), "test": Dataset.open_or_new(test_dir, name="ablation-test")}
+    slots = sorted(synthetic_slots(spec), key=lambda slot: slot[0])  # by body: one prepared body in memory at a time
+    done = 0
+    for body, group in groupby(slots, key=lambda slot: slot[0]):
+        template = prepare_template(*load_template(body))
+        for _, split, case_id, phase, seed in group:
+            progress.update("data", done / len(slots), f"synthesising {case_id}")
+            done += 1
+            ct, labels = synthesize_from_labels(template, None, phase, seed, output_spacing=spec.spacing)
+            datasets[split].add_volumes(case_id, ct, labels, phase, source=f"synthesize_from_labels({body}, seed={seed})", subject=body, replace=True)
+    _add_real_cases(spec.real_test, datasets["test"], progress)
     with atomic_output(spec_path) as tmp:
         tmp.write_text(json.dumps(_jsonable(spec), indent=2) + "\n", encoding="utf-8")
     return train_dir, test_dir
 
 
-def _add_real_cases(spec: BenchmarkData, dataset: Dataset) -> None:
-    folder = resources.files("dccseg") / "data" / "totalseg_example"
-    with resources.as_file(folder) as path:
-        ct = read_image(path / "example_ct.nii.gz")
-        labels = read_labelmap(path / "example_ct_organs.nii.gz", reference=ct)
-    for index, phase in enumerate(spec.real_test_phases):
-        image = ct if phase == REAL_SOURCE_PHASE else simulate_phase(ct, labels, REAL_SOURCE_PHASE, phase, seed=spec.seed + index)
-        source = "bundled real CT" + ("" if phase == REAL_SOURCE_PHASE else f", simulate_phase({REAL_SOURCE_PHASE} -> {phase})")
-        dataset.add_volumes(f"real-{PHASE_CODES[phase]}", image, labels, phase, source=source, replace=True)
+def synthetic_slots(spec: BenchmarkData) -> list[tuple[str, str, str, str, int]]:
+    """(body, split, case id, phase, seed) of every synthetic case; each split draws its own bodies in turn."""
+    seeds = iter(np.random.default_rng(spec.seed).permutation(100000))
+    slots = []
+    for split, counts, bodies in (("train", spec.train, spec.train_bodies), ("test", spec.test, spec.test_bodies)):
+        phases = [(phase, k) for phase, count in counts.items() for k in range(count)]
+        for index, (phase, k) in enumerate(phases):
+            body = bodies[index % len(bodies)]
+            slots.append((body, split, f"{split}-{body}-{PHASE_CODES[phase]}-{k + 1:02d}", phase, int(next(seeds))))
+    return slots
 
 
-def _total(spec: BenchmarkData) -> int:
-    return sum(spec.train.values()) + sum(spec.test.values())
+def _add_real_cases(scans: tuple[RealScan, ...], dataset: Dataset, progress: Progress) -> None:
+    for scan in scans:
+        progress.update("data", 1.0, f"reading the real scan {scan.id}")
+        ct = read_image(scan.ct)
+        labels = read_labelmap(scan.labels, reference=ct)
+        source = f"real CT {scan.to_dict()['ct']}, labels {scan.to_dict()['labels']}"
+        dataset.add_volumes(scan.id, ct, labels, scan.phase, source=source, subject=scan.name, replace=True)
 
 
 def _jsonable(spec: BenchmarkData) -> dict:

@@ -1,10 +1,12 @@
 """What an ablation runs: the arms, the benchmark data, the shared training budget and the seeds.
 
 Every arm trains with the same training preset, overrides, data and seeds; the arms differ only
-in the pretraining of the refine encoder (none, or one loss / form / d scale). Configurations:
+in the pretraining of the refine encoder (none, or one loss / form / d scale). Training data come
+from the training bodies of ``BODY_SPLIT``, test data from its test bodies and real scans of unseen
+patients. Configurations:
 
 * ``tiny``: seconds-scale, for the test suite (toy budget, 3 arms);
-* ``small``: the 2-core CPU configuration (<= 30 minutes on an idle machine);
+* ``small``: the 2-core CPU configuration (about 30 minutes), the four main arms;
 * ``large``: the GPU configuration (the product network, more data, three seeds).
 """
 
@@ -12,11 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dccseg.errors import DccsegError
+from dccseg.fileutil import strip_suffix
+from dccseg.phantoms.templates import BODY_SPLIT
 
 CONFIGS = ("tiny", "small", "large")
+PHASE_CODES = {"non-contrast": "nc", "arterial": "art", "portal-venous": "pv", "delayed": "del"}
+TRAINING_SCAN_NAMES = {**{body: body for body in BODY_SPLIT["train"]}, "example_ct": "totalseg_example", "example_ct_sm": "totalseg_example"}
+"""File or folder names that show a training body (``example_ct*`` is the CT of the ``totalseg_example`` anatomy)."""
 
 
 @dataclass(frozen=True)
@@ -29,34 +37,87 @@ class Arm:
     d_scale: str = "fixed"
 
 
-BASE_ARMS = (
-    Arm("none", None),
-    Arm("simclr", "simclr"),
-    Arm("agcl", "agcl"),
-    Arm("dcc", "dcc"),
-    Arm("dcc-percentile", "dcc", d_scale="percentile"),
-)
-OPTIONAL_ARMS = {"supcon": Arm("supcon", "supcon"), "ce": Arm("ce", "ce"), "dcc-code": Arm("dcc-code", "dcc", form="code")}
+BASE_ARMS = (Arm("none", None), Arm("simclr", "simclr"), Arm("agcl", "agcl"), Arm("dcc", "dcc"))
+OPTIONAL_ARMS = {
+    "dcc-percentile": Arm("dcc-percentile", "dcc", d_scale="percentile"),
+    "supcon": Arm("supcon", "supcon"), "ce": Arm("ce", "ce"), "dcc-code": Arm("dcc-code", "dcc", form="code"),
+}
+
+
+@dataclass(frozen=True)
+class RealScan:
+    """A real CT (file or DICOM folder) of an unseen patient with its reference labels, for the test set.
+
+    Plans and benchmark specs record it by its names (``to_dict``), not its paths, so the same run can
+    continue on a machine that keeps the scans elsewhere.
+    """
+
+    ct: str
+    labels: str
+    phase: str
+
+    @property
+    def name(self) -> str:
+        """The CT's folder and own name, e.g. ``s0009-ct`` for ``.../s0009/ct.nii.gz``."""
+        path = Path(self.ct)
+        return "-".join(part for part in (path.parent.name, strip_suffix(path)) if part)
+
+    @property
+    def id(self) -> str:
+        return f"real-{self.name}-{PHASE_CODES[self.phase]}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "phase": self.phase, "ct": _short(self.ct), "labels": _short(self.labels)}
+
+
+def real_scan(ct: str, labels: str, phase: str) -> RealScan:
+    """A checked ``RealScan``: a known phase, and no scan whose path names a training body."""
+    if phase not in PHASE_CODES:
+        raise DccsegError(f"unknown phase '{phase}' for the real scan {ct}; use one of {', '.join(PHASE_CODES)}")
+    for part in Path(ct).parts:
+        body = TRAINING_SCAN_NAMES.get(strip_suffix(part))
+        if body is not None:
+            raise DccsegError(f"{ct} shows the training body {body}; give real scans of unseen bodies (test bodies: {', '.join(BODY_SPLIT['test'])})")
+    return RealScan(str(ct), str(labels), phase)
+
+
+def _short(path: str) -> str:
+    """A path's folder and name (``s0009/ct.nii.gz``): what identifies a scan on any machine."""
+    parts = Path(path).parts
+    return "/".join(parts[-2:])
 
 
 @dataclass(frozen=True)
 class BenchmarkData:
-    """Synthetic multi-phase CT from the bundled real anatomy (``dccseg.phantoms``).
+    """Synthetic multi-phase CT of real anatomies (``dccseg.phantoms``), split by body, plus real scans.
 
     ``train``/``test``: number of label-driven synthetic cases per phase (different seeds, so
-    different deformations, body habitus, field of view and contrast timing). ``real_test_phases``:
-    the bundled real CT (non-contrast) and its phase-simulated versions, added to the test set.
-    Few training cases of one phase (``arterial`` by default) make the held-out-phase setting.
+    different deformations, body habitus, field of view and contrast timing), rendered from
+    ``train_bodies``/``test_bodies`` in turn; a body is never in both. ``real_test``: real scans of
+    unseen patients added to the test set. Few training cases of one phase (``arterial`` by default)
+    make the held-out-phase setting.
     """
 
     train: dict[str, int] = field(default_factory=lambda: {"non-contrast": 4, "portal-venous": 4, "delayed": 3, "arterial": 1})
-    test: dict[str, int] = field(default_factory=lambda: {"non-contrast": 2, "arterial": 2, "portal-venous": 2, "delayed": 2})
-    real_test_phases: tuple[str, ...] = ("non-contrast", "arterial", "portal-venous", "delayed")
+    test: dict[str, int] = field(default_factory=lambda: {"non-contrast": 3, "arterial": 3, "portal-venous": 3, "delayed": 3})
+    train_bodies: tuple[str, ...] = BODY_SPLIT["train"]
+    test_bodies: tuple[str, ...] = BODY_SPLIT["test"]
+    real_test: tuple[RealScan, ...] = ()
     spacing: tuple[float, float, float] = (3.0, 3.0, 3.0)
     seed: int = 2024
 
+    def __post_init__(self) -> None:
+        leaked = sorted(set(self.train_bodies) & (set(self.test_bodies) | set(BODY_SPLIT["test"])))
+        if leaked:
+            raise DccsegError(f"the training bodies include test bodies ({', '.join(leaked)}); train on {', '.join(BODY_SPLIT['train'])} only")
+        ids = [scan.id for scan in self.real_test]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise DccsegError(f"real scan(s) {', '.join(repeated)} given twice; give each scan and phase once")
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "real_test"}
+        return {**fields, "real_test": [scan.to_dict() for scan in self.real_test]}
 
 
 @dataclass(frozen=True)
@@ -81,7 +142,7 @@ SHARED = {"val_fraction": 0.0, "phase__probability": 0.0, "refine__phase_variant
 
 def tiny() -> AblationPlan:
     overrides = {**SHARED, "pretrain__epochs": 1, "pretrain__batch_size": 8, "pretrain__patches_per_organ": 2, "refine__epochs": 1, "refine__patches_per_organ": 2}
-    data = BenchmarkData(train={"non-contrast": 1, "arterial": 1}, test={"non-contrast": 1, "arterial": 1}, real_test_phases=(), spacing=(6.0, 6.0, 6.0))
+    data = BenchmarkData(train={"non-contrast": 1, "arterial": 1}, test={"non-contrast": 1, "arterial": 1}, spacing=(6.0, 6.0, 6.0))
     return AblationPlan("tiny", "tiny", overrides, (BASE_ARMS[0], BASE_ARMS[1], BASE_ARMS[3]), data)
 
 
@@ -106,8 +167,8 @@ def large() -> AblationPlan:
     return AblationPlan("large", "default", overrides, BASE_ARMS, data, seeds=(0, 1, 2))
 
 
-def build_plan(name: str, extra_arms: tuple[str, ...] = ()) -> AblationPlan:
-    """The named configuration, with optional extra arms (``supcon``, ``ce``, ``dcc-code``)."""
+def build_plan(name: str, extra_arms: tuple[str, ...] = (), real_test: tuple[RealScan, ...] = ()) -> AblationPlan:
+    """The named configuration, with optional extra arms (``OPTIONAL_ARMS``) and real test scans."""
     builders = {"tiny": tiny, "small": small, "large": large}
     if name not in builders:
         raise DccsegError(f"unknown ablation configuration '{name}'; use one of {', '.join(CONFIGS)}")
@@ -115,5 +176,6 @@ def build_plan(name: str, extra_arms: tuple[str, ...] = ()) -> AblationPlan:
     if unknown:
         raise DccsegError(f"unknown extra arm(s) {', '.join(unknown)}; use {', '.join(OPTIONAL_ARMS)}")
     plan = builders[name]()
-    return dataclasses.replace(plan, arms=plan.arms + tuple(OPTIONAL_ARMS[a] for a in extra_arms))
+    data = dataclasses.replace(plan.data, real_test=tuple(real_test))
+    return dataclasses.replace(plan, arms=plan.arms + tuple(OPTIONAL_ARMS[a] for a in extra_arms), data=data)
 

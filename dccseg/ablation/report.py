@@ -3,7 +3,8 @@
 Unit of analysis: a test case. A case's value is its Dice averaged over organs (and over seeds
 when there are several), so the tests pair the arms on the same cases. p-values come from
 ``dccseg.evaluation.wilcoxon_compare`` (two-sided signed-rank, alpha 0.01); with few cases per
-phase the per-phase tests have little power, which the report says next to them.
+phase the per-phase tests have little power, which the report says next to them. The verdict for the
+release model (dcc against none on the unseen-body test cases) uses p < 0.05.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dccseg.errors import DccsegError
 from dccseg.evaluation import wilcoxon_compare
 from dccseg.fileutil import atomic_output, ensure_writable_dir
 from dccseg.organs import ORGANS
@@ -25,6 +27,7 @@ from .runner import RESULTS_FILE
 PHASE_ORDER = ("non-contrast", "arterial", "portal-venous", "delayed", "unknown")
 REPORT_FILE = "report.md"
 BASELINE = "none"
+RELEASE_ALPHA = 0.05
 
 
 def case_values(results: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -80,12 +83,33 @@ def paired(values: dict[str, dict[str, dict[str, Any]]], a: str, b: str, phase: 
     return wilcoxon_compare([values[a][c]["dice_mean"] for c in cases], [values[b][c]["dice_mean"] for c in cases])
 
 
+def release_verdict(values: dict[str, dict[str, dict[str, Any]]], arm: str = "dcc") -> tuple[str, str]:
+    """(winner, one-line verdict) of ``arm`` against no pretraining on the test cases; a tie (p >= 0.05) goes to the cheaper none."""
+    result = paired(values, arm, BASELINE)
+    if not result["n"]:
+        return BASELINE, f"{arm} vs {BASELINE}: no paired test cases, so no evidence for pretraining; the release model should use {BASELINE} (no pretraining)."
+    p = result["p_value"]
+    measurable = p is not None and p < RELEASE_ALPHA
+    winner = arm if measurable and result["mean_difference"] > 0 else BASELINE
+    finding = f"{winner} is better" if measurable else "no measurable difference"
+    use = f"{arm} pretraining" if winner == arm else f"{BASELINE} (no pretraining{'' if measurable else ', the cheaper one'})"
+    return winner, (f"{arm} vs {BASELINE} on unseen bodies: mean Dice difference {result['mean_difference']:+.3f} ({arm} - {BASELINE}, n = {result['n']}), "
+                    f"p = {_p(p)}: {finding}; the release model should use {use}.")
+
+
+def real_case_ids(results: dict[str, Any]) -> list[str]:
+    """The ids of the real scans in the test set."""
+    return [scan["id"] for scan in results["plan"]["data"]["real_test"]]
+
+
 def write_report(folder: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write ``report.md`` and its PNG plots (into ``out_dir``, default the ablation folder)."""
     folder = Path(folder)
     out = Path(out_dir) if out_dir is not None else folder
     ensure_writable_dir(out)
     results = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
+    if "train_bodies" not in results["plan"]["data"]:
+        raise DccsegError(f"{folder} is an ablation from before the split by body (it trained and tested on one body); rerun 'dccseg ablation run' into a new folder")
     values = case_values(results)
     arms = arms_of(results)
     phases, by_phase = phase_table(values, arms)
@@ -104,9 +128,14 @@ def render(results: dict[str, Any], values: dict[str, Any], arms: list[str], pha
     if results.get("command"):
         lines += ["Reproduce with:", "", "```", results["command"], "```", ""]
     lines += _setup(results, values)
+    if "dcc" in arms and BASELINE in arms:
+        lines += ["## Verdict for the release model", "",
+                  f"dcc against none on every test case (unseen bodies and real scans); a difference counts at p < {RELEASE_ALPHA}, and a tie goes to none, "
+                  "the cheaper.", "", release_verdict(values)[1], ""]
     lines += ["## Mean Dice per phase", "", "Mean over test cases of the per-case Dice (averaged over organs and seeds).", ""]
     lines += _table(["arm", "all", *phases], [[arm, *(by_phase[arm][k] for k in ("all", *phases))] for arm in arms])
     lines += ["", "![Dice per arm and phase](dice_by_phase.png)", ""]
+    lines += _real_cases(values, arms, real_case_ids(results))
     lines += _tests(values, arms, phases)
     lines += ["## Dice per organ", "", "Mean over test cases.", ""]
     lines += _table(["arm", *organs], [[arm, *(by_organ[arm][k] for k in organs)] for arm in arms])
@@ -121,12 +150,16 @@ def _setup(results: dict[str, Any], values: dict[str, Any]) -> list[str]:
     data = plan["data"]
     cases = next(iter(values.values()))
     test_phases = {p: sum(1 for c in cases.values() if c["phase"] == p) for p in PHASE_ORDER}
+    real = data["real_test"]
+    real_text = "; ".join(f"{s['id']} ({s['phase']}, {s['ct']}, labels {s['labels']})" for s in real) if real else "none given"
     return [
         "## Setup", "",
         f"* Training preset `{plan['preset']}` with overrides `{json.dumps(plan['overrides'], sort_keys=True)}`, seeds {plan['seeds']}; every arm uses the same data, budget and seeds.",
-        f"* Training data: synthetic CT from the bundled real anatomy template, per phase {json.dumps(data['train'])} at {data['spacing']} mm.",
-        f"* Test data ({len(cases)} cases): held-out synthetic seeds per phase {json.dumps(data['test'])}"
-        + (f" plus the bundled real CT in {', '.join(data['real_test_phases'])} (non-contrast original, the others phase-simulated)." if data["real_test_phases"] else "."),
+        f"* Body split: training bodies {', '.join(_used(data['train_bodies'], data['train']))}; test bodies {', '.join(_used(data['test_bodies'], data['test']))}"
+        f" (never trained on); real test scans: {real_text}.",
+        f"* Training data: synthetic CT rendered from the training bodies in turn, per phase {json.dumps(data['train'])} at {data['spacing']} mm.",
+        f"* Test data ({len(cases)} cases): synthetic CT rendered from the test bodies in turn, per phase {json.dumps(data['test'])}"
+        + (f", plus {len(real)} real scan(s) in their own phase." if real else "."),
         f"  Test cases per phase: {', '.join(f'{p} {n}' for p, n in test_phases.items() if n)}.",
         "* Attention channel: ground truth on the coarse grid, degraded (random dilation/erosion/shift per organ) with seeds shared by all arms, for training and test.",
         "* Phase augmentation is off, so what the network knows about a phase comes from the data (and, for the pretrained arms, the pretraining).",
@@ -134,6 +167,20 @@ def _setup(results: dict[str, Any], values: dict[str, Any]) -> list[str]:
         f"* Wall time of the whole run: {results.get('seconds_total', 0) / 60:.1f} min with {results.get('threads')} torch thread(s){'; ' + results['machine'] if results.get('machine') else ''}.",
         "",
     ]
+
+
+def _used(bodies: list[str], counts: dict[str, int]) -> list[str]:
+    """The bodies a split's synthetic cases were rendered from (drawn in turn, so the first ``count`` of them)."""
+    return bodies[: sum(counts.values())]
+
+
+def _real_cases(values: dict[str, Any], arms: list[str], real: list[str]) -> list[str]:
+    """Mean Dice per arm over the real scans alone, and per scan."""
+    if not real:
+        return []
+    lines = ["## Real scans", "", "Mean Dice over the real test scans alone (averaged over organs and seeds), and per scan.", ""]
+    rows = [[arm, _mean([values[arm].get(i, {}).get("dice_mean") for i in real]), *(values[arm].get(i, {}).get("dice_mean") for i in real)] for arm in arms]
+    return lines + _table(["arm", "real mean", *real], rows) + [""]
 
 
 def _tests(values: dict[str, Any], arms: list[str], phases: list[str]) -> list[str]:
