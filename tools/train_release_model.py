@@ -20,6 +20,7 @@ their validation anatomies.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from dccseg.dataset import Dataset
 from dccseg.networks import CoarseConfig
 from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import Progress
+from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
@@ -69,6 +71,13 @@ def anatomy_split(dataset_dir: Path) -> dict[str, list[str]]:
     return {"train": [i for i in ids if i not in val], "val": val}
 
 
+def continued(stage: str, start: str | None) -> dict:
+    """Training from a model's weights with the recipe's own schedule: its learning rate and no early stop (not a user's gentle fine-tune)."""
+    if start is None:
+        return {}
+    return {f"{stage}__optimizer": dataclasses.asdict(getattr(preset("default"), stage).optimizer), f"{stage}__patience": 0}
+
+
 def prepare_run(run: Path, data: Path) -> None:
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "split.json").exists():
@@ -106,7 +115,7 @@ def select_coarse(runs: list[Path]) -> dict[str, float]:
     return scores
 
 
-def combine(run: Path, coarse_run: Path, refine_run: Path) -> Path:
+def combine(run: Path, coarse_run: Path, refine_run: Path, version: str) -> Path:
     """Join the two trained stages into a model version folder."""
     coarse_state, coarse_info = load_part(coarse_run / "coarse")
     refine_state, refine_info = load_part(refine_run / "refine")
@@ -122,11 +131,11 @@ def combine(run: Path, coarse_run: Path, refine_run: Path) -> Path:
             "real_cases": ["real-example-ct (non-contrast; TotalSegmentator example_ct, labels are model predictions)"],
         },
         "data_hash": f"coarse {coarse_info['data_hash']}; refine {refine_info['data_hash']}",
-        "stages": {"coarse": {k: coarse_info.get(k) for k in ("epochs", "best")}, "refine": {k: refine_info.get(k) for k in ("epochs", "best", "prior")}},
+        "stages": {"coarse": {k: coarse_info.get(k) for k in ("epochs", "best", "source")}, "refine": {k: refine_info.get(k) for k in ("epochs", "best", "prior", "source")}},
         "pretraining": None,
         "recipe": "python tools/train_release_model.py RUN --stage data|coarse|refine|combine",
     }
-    card = build_card(NAME, VERSION, coarse_info, refine_info, training, {},
+    card = build_card(NAME, version, coarse_info, refine_info, training, {},
                       description="Trained on a 2-core CPU from five real anatomies (synthetic CT in any phase, field of view and protocol) + one real non-contrast CT")
     write_model_folder(run / "model", card, {"coarse": coarse_state, "refine": refine_state})
     return run / "model"
@@ -163,6 +172,9 @@ def main() -> None:
     parser.add_argument("--coarse-epochs", type=int, default=20)
     parser.add_argument("--refine-epochs", type=int, default=5)
     parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
+    parser.add_argument("--refine-prior", choices=("degraded", "realistic"), default="realistic", help="refine: the attention masks of training patches (docs/networks.md)")
+    parser.add_argument("--start", metavar="MODEL", help="coarse, refine: start from this model's weights (a name, name@version or model folder) instead of from scratch")
+    parser.add_argument("--version", default=VERSION, help=f"combine: the version the model folder gets (default {VERSION})")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run-5mm); select: the runs to compare")
     parser.add_argument("--refine-run", type=Path, help="combine: the refine run folder (default RUN/refine-run)")
@@ -179,17 +191,18 @@ def main() -> None:
         spacing, crop, channels = COARSE_VARIANTS[args.coarse_variant]
         overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": crop, "coarse__validate_every": 1, "phase__synthetic_cases": 0,
                      "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
-        train_coarse(args.run / "coarse-data", run, config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
+        train_coarse(args.run / "coarse-data", run, config="default", overrides={**overrides, **continued("coarse", args.start)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
     elif args.stage == "card":
         finish_card(args.run, args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)})
     elif args.stage == "select":
         select_coarse(args.coarse_run)
     elif args.stage == "refine":
         prepare_run(args.run / "refine-run", args.run / "refine-data")
-        overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": "degraded", "refine__val_patches_per_organ": 5}
-        train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress)
+        overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": args.refine_prior, "refine__val_patches_per_organ": 5,
+                     "preprocessing__coarse_spacing": COARSE_VARIANTS[args.coarse_variant][0]}  # priors on the grid inference gives them
+        train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides={**overrides, **continued("refine", args.start)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
     else:
-        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run"))
+        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run", args.version))
 
 
 if __name__ == "__main__":

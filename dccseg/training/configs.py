@@ -13,6 +13,8 @@ Refine prior (the attention channel of training patches, method.md §1.1):
 * ``degraded`` (tiny preset): the ground truth downsampled to the coarse spacing and randomly
   dilated/eroded/shifted. No coarse training at all, which is what keeps the tiny preset within
   minutes on a 2-core CPU.
+* ``realistic``: the ground truth on the coarse grid with the errors a coarse network makes on an
+  unseen patient (shifts, wrong size, missing ends, holes, leaks; ``priors.realistic_prior``).
 
 Optimiser presets (method.md §1.6/§1.7): ``paper`` = Adam lr 1e-4, weight decay 1e-4 (finetune);
 ``code`` = SGD lr 1e-4, momentum 0.9, no weight decay, the authors' finetune script.
@@ -29,7 +31,7 @@ from dccseg.inference.settings import Preprocessing
 from dccseg.networks import CoarseConfig, RefineConfig
 
 PRESETS = ("tiny", "default", "paper")
-PRIORS = ("oof", "coarse", "degraded")
+PRIORS = ("oof", "coarse", "degraded", "realistic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "poly", "cosine")
 

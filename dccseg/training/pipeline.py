@@ -36,7 +36,7 @@ from dccseg.training.configs import Preprocessing
 from dccseg.training.finetune import CROSS_VALIDATE_BELOW, WEIGHT_SHARE, WORLD_RATIO, StartingModel, averaged, load_starting_model, starting_entry, unlabelled_organs, world_cases, world_count
 from dccseg.training.export import MODEL_FOLDER, RUN_MODEL_VERSION, build_card, export_model, load_part, read_model_folder, save_part, write_model_folder
 from dccseg.training.loop import StageStopped
-from dccseg.training.priors import degraded_prior, out_of_fold_priors, predicted_prior
+from dccseg.training.priors import SYNTHETIC_PRIORS, degraded_prior, out_of_fold_priors, predicted_prior
 from dccseg.training.refine import STAGE as REFINE_STAGE
 from dccseg.training.refine import fit_refine
 from dccseg.training.refine_data import RefineCase, refine_case
@@ -51,16 +51,18 @@ COMPARE_STAGE = "compare"
 
 
 # -- entry points ------------------------------------------------------------------------------
-def train_coarse(dataset: str | Path, output: str | Path, *, config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET) -> str:
-    """Train the coarse 3D network on ``dataset``; its weights end in ``output/coarse/model.safetensors``."""
-    request = {"command": "coarse", "preset": config, "overrides": dict(overrides or {})}
+def train_coarse(dataset: str | Path, output: str | Path, *, config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET,
+                 start: str | None = None) -> str:
+    """Train the coarse 3D network on ``dataset`` (from model ``start``'s weights when given); its weights end in ``output/coarse/model.safetensors``."""
+    request = {"command": "coarse", "preset": config, "overrides": dict(overrides or {}), "from": start}
     with open_session(dataset, output, request, {LOAD_STAGE: 0.05, "coarse": 1.0}, device, resume, progress) as session:
-        return _run(session, lambda: coarse_stage(session))
+        return _run(session, lambda: coarse_stage(session, load_starting_model(session.request["from"]) if session.request.get("from") else None))
 
 
-def train_refine(dataset: str | Path, output: str | Path, *, coarse: str | Path | None = None, encoder: str | Path | None = None, name: str = DEFAULT_MODEL_NAME, config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET) -> str:
-    """Train the refine network; with ``coarse`` (run folder or model) also writes ``output/model/``."""
-    request = {"command": "refine", "preset": config, "overrides": dict(overrides or {}), "coarse": _text(coarse), "encoder": _text(encoder), "name": name}
+def train_refine(dataset: str | Path, output: str | Path, *, coarse: str | Path | None = None, encoder: str | Path | None = None, name: str = DEFAULT_MODEL_NAME, config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET,
+                 start: str | None = None) -> str:
+    """Train the refine network (from model ``start``'s refine weights when given); with ``coarse`` (run folder or model) also writes ``output/model/``."""
+    request = {"command": "refine", "preset": config, "overrides": dict(overrides or {}), "coarse": _text(coarse), "encoder": _text(encoder), "name": name, "from": start}
     coarse_run = Path(coarse) if coarse is not None and Path(coarse).is_dir() else None
     weights = _refine_weights(request)
     with open_session(dataset, output, request, weights, device, resume, progress, split_from=coarse_run) as session:
@@ -68,7 +70,7 @@ def train_refine(dataset: str | Path, output: str | Path, *, coarse: str | Path 
             coarse_model = resolve_coarse(session.request["coarse"]) if session.request.get("coarse") else None
             _adopt_coarse(session, coarse_model)
             encoder_state = resolve_encoder(session.request["encoder"]) if session.request.get("encoder") else None
-            refine_stage(session, coarse_model, encoder_state)
+            refine_stage(session, coarse_model, encoder_state, initial_state=load_starting_model(session.request["from"]).refine_state if session.request.get("from") else None)
             if coarse_model is not None:
                 write_run_model(session, coarse_model, session.request.get("name") or name)
         return _run(session, body)
@@ -255,9 +257,9 @@ def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Ma
         is_train = case_id in train_ids
         if is_train and mode == "oof" and case_id in train_priors:
             return train_priors[case_id]
-        if net is not None and not (is_train and mode == "degraded"):
+        if net is not None and not (is_train and mode in SYNTHETIC_PRIORS):
             return predicted_prior(net, small[case_id], config.preprocessing.intensity, divisor, device)
-        return degraded_prior(small[case_id].labels, np.random.default_rng([config.seed, index, 3]))
+        return SYNTHETIC_PRIORS.get(mode, degraded_prior)(small[case_id].labels, np.random.default_rng([config.seed, index, 3]))
 
     cases: dict[str, RefineCase] = {}
     for index, case_id in enumerate(train_ids + session.val_ids):

@@ -6,6 +6,9 @@
 * ``predicted_prior``: one coarse model's prediction (validation cases, or the ``coarse`` mode).
 * ``degraded_prior``: the ground truth on the coarse grid, each organ randomly dilated, eroded and
   shifted by a voxel: a cheap stand-in with coarse-like errors.
+* ``realistic_prior``: the errors a coarse network makes on patients it never saw, drawn on the
+  ground truth: shifts of up to two voxels, one or two voxels too big or too small, end slices
+  missing, a hole, a leak into a neighbouring organ. A refine network cannot copy such a prior.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dccseg.training.session import Session
 from dccseg.volume import Volume
 
 PRIOR_DIR = "priors"
+LEAK_PROBABILITY, MISSING_END_PROBABILITY, HOLE_PROBABILITY = 0.2, 0.2, 0.15
 
 
 def degraded_prior(labels: Volume, rng: np.random.Generator) -> Volume:
@@ -39,9 +43,54 @@ def degraded_prior(labels: Volume, rng: np.random.Generator) -> Volume:
             mask = ndi.binary_dilation(mask)
         elif change == 1 and ndi.binary_erosion(mask).any():
             mask = ndi.binary_erosion(mask)
-        mask = np.roll(mask, tuple(int(s) for s in rng.integers(-1, 2, 3)), axis=(0, 1, 2))
+        mask = shifted(mask, tuple(int(s) for s in rng.integers(-1, 2, 3)))
         out[mask] = organ
     return labels.with_array(out)
+
+
+def realistic_prior(labels: Volume, rng: np.random.Generator) -> Volume:
+    """Coarse-grid ground truth with the errors of a coarse network on an unseen patient, drawn independently per organ."""
+    out = np.zeros_like(labels.array)
+    organs = [int(v) for v in np.unique(labels.array) if v > 0]
+    for organ in rng.permutation(organs) if organs else []:
+        mask = _with_coarse_errors(labels.array, organ, rng)
+        out[mask] = organ
+    return labels.with_array(out)
+
+
+def _with_coarse_errors(labels: np.ndarray, organ: int, rng: np.random.Generator) -> np.ndarray:
+    mask = labels == organ
+    size = int(rng.integers(-2, 3))  # voxels grown (+) or shrunk (-)
+    if size > 0:
+        mask = ndi.binary_dilation(mask, iterations=size)
+    elif size < 0 and ndi.binary_erosion(mask, iterations=-size).any():
+        mask = ndi.binary_erosion(mask, iterations=-size)
+    if rng.random() < LEAK_PROBABILITY:
+        near = ndi.binary_dilation(mask, iterations=2) & (labels > 0) & (labels != organ)
+        mask |= near & (rng.random(mask.shape) < 0.7)
+    slices = np.flatnonzero(mask.any(axis=(1, 2)))
+    if slices.size > 3 and rng.random() < MISSING_END_PROBABILITY:
+        cut = int(rng.integers(1, max(2, slices.size // 4) + 1))
+        mask[slices[:cut] if rng.random() < 0.5 else slices[-cut:]] = False
+    if rng.random() < HOLE_PROBABILITY and mask.sum() > 50:
+        centre = np.argwhere(mask)[int(rng.integers(int(mask.sum())))]
+        grid = np.ogrid[tuple(slice(0, n) for n in mask.shape)]
+        mask &= sum((g - c) ** 2 for g, c in zip(grid, centre)) > int(rng.integers(2, 4)) ** 2
+    shift = (int(rng.integers(-1, 2)), *(int(s) for s in rng.integers(-2, 3, 2)))  # (z, y, x)
+    return shifted(mask, shift)
+
+
+def shifted(mask: np.ndarray, shift: tuple[int, ...]) -> np.ndarray:
+    """``mask`` moved by ``shift`` voxels per axis; what leaves the grid is lost, nothing wraps round to the other side."""
+    out = np.zeros_like(mask)
+    source = tuple(slice(max(-s, 0), n - max(s, 0)) for s, n in zip(shift, mask.shape))
+    target = tuple(slice(max(s, 0), n - max(-s, 0)) for s, n in zip(shift, mask.shape))
+    out[target] = mask[source]
+    return out
+
+
+SYNTHETIC_PRIORS = {"degraded": degraded_prior, "realistic": realistic_prior}
+"""Priors drawn on the ground truth, by prior mode (other modes validate on degraded ones when no coarse model is given)."""
 
 
 def predicted_prior(net: nn.Module, case: CaseVolumes, intensity: IntensityConfig, divisor: int, device: torch.device) -> Volume:
