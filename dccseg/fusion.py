@@ -61,8 +61,13 @@ class VoteAccumulator:
         return tuple(region), grid[:, local[0], local[1], local[2]]  # type: ignore[return-value]
 
 
-def fuse(grid_shape: tuple[int, int, int], accumulators: list[VoteAccumulator]) -> torch.Tensor:
-    """Fuse the organs' votes into a uint8 label map of ``grid_shape``."""
+def fuse(grid_shape: tuple[int, int, int], accumulators: list[VoteAccumulator], prior: torch.Tensor | None = None, trust: float | None = None) -> torch.Tensor:
+    """Fuse the organs' votes into a uint8 label map of ``grid_shape``.
+
+    With a ``prior`` label map (the coarse masks on the same grid) and a ``trust`` band t in (0, 0.5], the image
+    evidence overrules the prior only where the patches are confident: a pixel is claimed when its mean foreground
+    probability exceeds 1 - t, or when it is at least t and the prior holds the organ there.
+    """
     device = accumulators[0].buffer.device if accumulators else "cpu"
     labels = torch.zeros(grid_shape, dtype=torch.uint8, device=device)
     best_prob = torch.zeros(grid_shape, dtype=torch.float32, device=device)
@@ -70,8 +75,10 @@ def fuse(grid_shape: tuple[int, int, int], accumulators: list[VoteAccumulator]) 
     for acc in sorted(accumulators, key=lambda a: a.label):
         region, votes = acc.cropped()
         coverage, foreground, prob_sum = votes[COVERAGE], votes[FOREGROUND], votes[PROBABILITY]
-        claimed = 2 * foreground > coverage  # vote fraction strictly above one half
         mean_prob = prob_sum / coverage.clamp(min=1)
+        claimed = 2 * foreground > coverage  # vote fraction strictly above one half
+        if prior is not None and trust is not None:
+            claimed = (mean_prob > 1.0 - trust) | ((mean_prob >= trust) & (coverage > 0) & (prior[region] == acc.label))
         current = labels[region]
         current_prob, current_votes = best_prob[region], best_votes[region]
         wins = claimed & ((current == 0) | (mean_prob > current_prob) | ((mean_prob == current_prob) & (foreground > current_votes)))

@@ -99,3 +99,22 @@ def test_batched_accumulation_matches_a_naive_pixel_loop_including_borders():
         acc.add(centers[chosen][half:], probs[chosen][half:])
         accumulators.append(acc)
     assert torch.equal(fuse(grid, accumulators), expected)
+
+
+def test_with_a_trust_band_the_prior_decides_where_the_patches_are_unsure():
+    # one patch of organ 2 over rows/cols 2..5: confident fg (0.9) on the left half, unsure (0.6 / 0.35) and confident bg (0.02) on the right
+    prob = _patch(0.9)
+    prob[:, 2] = 0.6
+    prob[:2, 3], prob[2:, 3] = 0.35, 0.02
+    acc = VoteAccumulator(2, torch.tensor([[0, 4, 4]]), 4, GRID)
+    acc.add(torch.tensor([[0, 4, 4]]), prob[None])
+    prior = torch.zeros(GRID, dtype=torch.uint8)
+    prior[0, 2:6, 4:8] = 2  # the prior holds the right half and more
+    plain = fuse(GRID, [acc])
+    trusted = fuse(GRID, [acc], prior, trust=0.3)
+    assert plain[0, 2:6, 2:5].eq(2).all() and plain[0, 2:6, 5].eq(0).all()
+    assert trusted[0, 2:6, 2:4].eq(2).all()  # confident: claimed without the prior
+    assert trusted[0, 2:6, 4].eq(2).all()  # unsure (0.6), prior says yes
+    assert trusted[0, 2:4, 5].eq(2).all() and trusted[0, 4:6, 5].eq(0).all()  # 0.35 >= 0.3 with the prior; 0.02 is confident background
+    assert trusted[0, 2:6, 6:8].eq(0).all()  # no patch covers it: the prior alone never claims a pixel
+    assert torch.equal(fuse(GRID, [acc], prior, trust=None), plain)

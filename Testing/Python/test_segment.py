@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import slicerio
 import SimpleITK as sitk
 from tiny_models import register_tiny_model
@@ -13,7 +14,7 @@ from dccseg.inference import segment_volume
 from dccseg.io import read_labelmap, write_image
 from dccseg.organs import ORGAN_BY_KEY
 from dccseg.phantoms.procedural import procedural_phantom
-from dccseg.store import ModelStore, load_model
+from dccseg.store import ModelCard, ModelStore, load_model
 from dccseg.volume import Volume
 
 OBLIQUE_FLIPPED = tuple((np.array([[0.0, -1.0, 0.0], [np.cos(0.3), 0.0, -np.sin(0.3)], [np.sin(0.3), 0.0, np.cos(0.3)]])).reshape(-1))
@@ -123,3 +124,19 @@ def test_bad_input_gives_one_line_error_and_no_output(store, monkeypatch, phanto
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if problem == "exists":
         assert output.read_text(encoding="utf-8") == "curated"
+
+
+
+def test_a_card_fusion_trust_reaches_the_fusion_with_the_coarse_masks(tmp_path, phantom, monkeypatch):
+    from tiny_models import tiny_card
+
+    import dccseg.inference.pipeline as pipeline
+
+    card = tiny_card(name="tiny-trust")
+    trusting = load_model("tiny-trust", "cpu", store=ModelStore(register_tiny_model(tmp_path, ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, "fusion_trust": 0.3}}))))
+    calls = []
+    plain_fuse = pipeline.fuse
+    monkeypatch.setattr(pipeline, "fuse", lambda shape, accumulators, prior=None, trust=None: calls.append((prior, trust)) or plain_fuse(shape, accumulators, prior, trust))
+    segment_volume(phantom, trusting)
+    prior, trust = calls[-1]
+    assert trust == 0.3 and prior is not None and prior.dtype == torch.uint8 and set(torch.unique(prior).tolist()) - {0}

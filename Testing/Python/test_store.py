@@ -211,6 +211,9 @@ def test_card_validation() -> None:
         ModelCard.from_dict({**data, "surprise": 1})
     with pytest.raises(DccsegError, match="preprocessing lacks patch_size"):
         make_card(preprocessing={k: v for k, v in data["preprocessing"].items() if k != "patch_size"})
+    assert make_card(preprocessing={**data["preprocessing"], "fusion_trust": 0.3}).preprocessing["fusion_trust"] == 0.3  # older cards lack it: plain vote
+    with pytest.raises(DccsegError, match="fusion_trust must be a number in"):
+        make_card(preprocessing={**data["preprocessing"], "fusion_trust": 0.7})
     assert bump_version("1.2.3", "patch") == "1.2.4" and bump_version(None, "minor") == "0.1.0"
 
 

@@ -121,14 +121,14 @@ def labels_from_prior(
             raise ValueError("refining organs needs the refine image")
         labels = resample_like(prior, image.grid, is_label=True).array
         accumulators = refine_votes(image.image, labels, refined_organs, model, settings, progress, batch_size)
-        del labels
         if ambiguity is not None:
             ambiguity.update({acc.label: vote_ambiguity(acc) for acc in accumulators})
         times["refine"] = time.perf_counter() - start
         start = time.perf_counter()
         progress.update("fuse", 0.0, "majority vote")
-        refined = fuse(image.grid.shape, accumulators).cpu().numpy() if accumulators else np.zeros(image.grid.shape, dtype=np.uint8)
-        del accumulators
+        prior_on_grid = torch.from_numpy(labels).to(accumulators[0].buffer.device) if accumulators and settings.fusion_trust else None
+        refined = fuse(image.grid.shape, accumulators, prior_on_grid, settings.fusion_trust).cpu().numpy() if accumulators else np.zeros(image.grid.shape, dtype=np.uint8)
+        del accumulators, labels, prior_on_grid
         sources.append(image.grid.with_array(refined))
     else:
         progress.update("refine", 1.0, "refinement skipped for every organ (refine_skip)")

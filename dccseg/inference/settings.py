@@ -22,6 +22,12 @@ class Preprocessing:
     patch_size: int = 128
     patches_per_slice: int = 5
     fast_patches_per_slice: int = 1
+    fusion_trust: float | None = None
+    """None: plain majority vote; t in (0, 0.5]: the refined patches overrule the coarse mask only where their mean probability is beyond t of 0 or 1 (``dccseg.fusion.fuse``)."""
+
+    def __post_init__(self) -> None:
+        if self.fusion_trust is not None and not 0.0 < self.fusion_trust <= 0.5:
+            raise ValueError(f"fusion_trust must lie in (0, 0.5], not {self.fusion_trust}")
 
     def to_card(self) -> dict[str, Any]:
         return {
@@ -32,11 +38,12 @@ class Preprocessing:
             "patch_size": self.patch_size,
             "patches_per_slice": self.patches_per_slice,
             "fast_patches_per_slice": self.fast_patches_per_slice,
+            "fusion_trust": self.fusion_trust,
         }
 
     @classmethod
     def from_card(cls, data: dict[str, Any]) -> "Preprocessing":
-        thickness = data.get("refine_slice_thickness")
+        thickness, trust = data.get("refine_slice_thickness"), data.get("fusion_trust")
         return cls(
             intensity=IntensityConfig.from_dict(data["intensity"]),
             coarse_spacing=tuple(float(v) for v in data["coarse_spacing"]),  # type: ignore[arg-type]
@@ -45,6 +52,7 @@ class Preprocessing:
             patch_size=int(data["patch_size"]),
             patches_per_slice=int(data["patches_per_slice"]),
             fast_patches_per_slice=int(data["fast_patches_per_slice"]),
+            fusion_trust=None if trust is None else float(trust),
         )
 
 
@@ -58,6 +66,7 @@ class InferenceSettings:
     refine_slice_thickness: float | None
     patch_size: int
     patches_per_slice: int
+    fusion_trust: float | None = None
 
     @classmethod
     def from_card(cls, preprocessing: dict[str, Any], fast: bool = False) -> "InferenceSettings":
@@ -69,6 +78,7 @@ class InferenceSettings:
             refine_slice_thickness=block.refine_slice_thickness,
             patch_size=block.patch_size,
             patches_per_slice=block.fast_patches_per_slice if fast else block.patches_per_slice,
+            fusion_trust=block.fusion_trust,
         )
 
     def refine_grid_spacing(self, native_slice_spacing: float) -> tuple[float, float, float]:

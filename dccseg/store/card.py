@@ -183,6 +183,9 @@ class ModelCard:
         for key in ("patch_size", "patches_per_slice", "fast_patches_per_slice"):
             if not isinstance(pre[key], int) or isinstance(pre[key], bool) or pre[key] < 1:
                 raise DccsegError(f"model card {self.ref}: preprocessing.{key} must be a positive integer")
+        trust = pre.get("fusion_trust")
+        if trust is not None and not (_positive(trust) and trust <= 0.5):
+            raise DccsegError(f"model card {self.ref}: preprocessing.fusion_trust must be a number in (0, 0.5] or null (plain majority vote)")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
