@@ -2,18 +2,20 @@
 
 Training data come from the five training bodies of ``dccseg.phantoms.templates.BODY_SPLIT`` only (label-driven
 synthetic CT: every anatomy deformed, in a random phase, field of view and scan protocol, a quarter with random
-HU per tissue) plus the bundled real non-contrast CT. The two test bodies (s0006, s0009) are never trained on.
-Checkpoints are chosen on fresh anatomies of the training bodies; the card's figures come from the test bodies.
+HU per tissue, some with pathology) plus the bundled real non-contrast CT. The two test bodies (s0006, s0009) are
+never trained on. Checkpoints and settings are chosen on fresh anatomies of the training bodies; the card's
+figures come from the test bodies.
 
-    python tools/train_release_model.py RUN --stage data              # ~10 min: RUN/coarse-data, RUN/refine-data
-    python tools/train_release_model.py RUN --stage coarse [--resume]  # ~45 min on one core (5 mm grid, 20 epochs)
-    python tools/train_release_model.py RUN --stage refine [--resume]  # ~70 min on one core, at the same time
-    python tools/train_release_model.py RUN --stage combine            # RUN/model: the two stages as a model folder
+    python tools/train_release_model.py RUN --stage data                                   # ~5 min: RUN/coarse-data, RUN/refine-data
+    python tools/train_release_model.py RUN --stage coarse --start dccseg-abdomen@0.2.0    # ~60 min on one core (5 mm grid, 30 epochs)
+    python tools/train_release_model.py RUN --stage refine --start dccseg-abdomen@0.2.0 --refine-prior degraded --refine-epochs 4   # ~25 min, at the same time
+    python tools/train_release_model.py RUN --stage combine --fusion-trust 0.1             # RUN/model: the two stages as a model folder
     dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
-    python tools/evaluate_unseen.py RUN/model WORK [--shared ../shared]                       # unseen bodies
+    python tools/evaluate_unseen.py RUN/model WORK [--shared ../shared]                     # unseen bodies
     python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json
 
-About 2 h on the 2-core machine, every step resumable; `--stage select --coarse-run A B` compares coarse runs on
+Without ``--start`` the coarse and refine stages train from scratch (0.2.0 did: 20 and 5 epochs, about 2 h);
+``LINEAGE`` says how the shipped version was made. `--stage select --coarse-run A B` compares coarse runs on
 their validation anatomies.
 """
 
@@ -34,12 +36,16 @@ from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-NAME, VERSION = "dccseg-abdomen", "0.2.0"
+NAME, VERSION = "dccseg-abdomen", "0.3.0"
+LINEAGE = ("0.3.0 continues 0.2.0 (trained from scratch with this recipe's 0.2.0 data: 250 coarse anatomies, seed 31; 100 refine anatomies, seed 22, "
+           "no pathology). Coarse: 12 epochs at a fine-tune's learning rate (a fifth) from 0.2.0, stopped early, then 30 epochs at the recipe's rate "
+           "from that checkpoint, on the coarse set below. Refine: 4 epochs at a fifth of the rate from 0.2.0's refine, degraded priors on the 5 mm "
+           "coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies (docs/diagnose.md).")
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
-    "coarse-data": (250, "3.5,3.5,3.5", 31, 0.25, 0.5),
-    "refine-data": (100, "1.5,1.5,3", 22, 0.2, 0.0),  # 0.2.0's refine set was rendered before pathology existed (commit 94faa6a)
+    "coarse-data": (500, "3.5,3.5,3.5", 43, 0.25, 0.3),
+    "refine-data": (100, "1.5,1.5,3", 23, 0.2, 0.3),
 }
 COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
@@ -115,12 +121,13 @@ def select_coarse(runs: list[Path]) -> dict[str, float]:
     return scores
 
 
-def combine(run: Path, coarse_run: Path, refine_run: Path, version: str) -> Path:
+def combine(run: Path, coarse_run: Path, refine_run: Path, version: str, fusion_trust: float | None) -> Path:
     """Join the two trained stages into a model version folder."""
     coarse_state, coarse_info = load_part(coarse_run / "coarse")
     refine_state, refine_info = load_part(refine_run / "refine")
     coarse_grid = {k: coarse_info["preprocessing"][k] for k in ("coarse_spacing", "intensity")}  # the coarse net's own grid and scaling
-    refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], **coarse_grid, "refine_slice_thickness": REFINE_SLICE_THICKNESS}}
+    refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], **coarse_grid, "refine_slice_thickness": REFINE_SLICE_THICKNESS,
+                                                                                   "fusion_trust": fusion_trust}}
     training = {
         "data": {
             "cases": coarse_info["data"]["cases"] + refine_info["data"]["cases"],
@@ -131,12 +138,13 @@ def combine(run: Path, coarse_run: Path, refine_run: Path, version: str) -> Path
             "real_cases": ["real-example-ct (non-contrast; TotalSegmentator example_ct, labels are model predictions)"],
         },
         "data_hash": f"coarse {coarse_info['data_hash']}; refine {refine_info['data_hash']}",
-        "stages": {"coarse": {k: coarse_info.get(k) for k in ("epochs", "best", "source")}, "refine": {k: refine_info.get(k) for k in ("epochs", "best", "prior", "source")}},
+        "stages": {"coarse": {k: coarse_info.get(k) for k in ("epochs", "best")}, "refine": {k: refine_info.get(k) for k in ("epochs", "best", "prior")}},
         "pretraining": None,
         "recipe": "python tools/train_release_model.py RUN --stage data|coarse|refine|combine",
+        "lineage": LINEAGE,
     }
     card = build_card(NAME, version, coarse_info, refine_info, training, {},
-                      description="Trained on a 2-core CPU from five real anatomies (synthetic CT in any phase, field of view and protocol) + one real non-contrast CT")
+                      description="Trained on a 2-core CPU from five real anatomies (synthetic CT in any phase, field of view, protocol and pathology) + one real non-contrast CT")
     write_model_folder(run / "model", card, {"coarse": coarse_state, "refine": refine_state})
     return run / "model"
 
@@ -174,6 +182,7 @@ def main() -> None:
     parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
     parser.add_argument("--refine-prior", choices=("degraded", "realistic"), default="realistic", help="refine: the attention masks of training patches (docs/networks.md)")
     parser.add_argument("--start", metavar="MODEL", help="coarse, refine: start from this model's weights (a name, name@version or model folder) instead of from scratch")
+    parser.add_argument("--fusion-trust", type=float, help="combine: the card's fusion_trust, chosen on validation anatomies (docs/diagnose.md); default plain majority vote")
     parser.add_argument("--version", default=VERSION, help=f"combine: the version the model folder gets (default {VERSION})")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run-5mm); select: the runs to compare")
@@ -202,7 +211,7 @@ def main() -> None:
                      "preprocessing__coarse_spacing": COARSE_VARIANTS[args.coarse_variant][0]}  # priors on the grid inference gives them
         train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides={**overrides, **continued("refine", args.start)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
     else:
-        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run", args.version))
+        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run", args.version, args.fusion_trust))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""Choose a model's ``fusion_trust`` on validation cases: refinement gain over its own coarse masks and over the oracle prior, per band.
+
+    python tools/fusion_trust_sweep.py MODEL VALIDATION_DATASET [--output sweep.json]
+
+For every labelled case the refine network runs twice, once on the model's coarse masks (own) and once on the
+reference resampled to the coarse grid (oracle); the votes are then fused with each band of ``TRUSTS`` (None is the
+plain majority vote). Dice is measured on the refine grid, without the largest-piece step, so the network runs only
+twice per case. docs/diagnose.md explains the choice made for the shipped model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dccseg.dataset import Dataset
+from dccseg.fusion import fuse
+from dccseg.inference.pipeline import RefineImage, coarse_labels, refine_votes
+from dccseg.inference.settings import InferenceSettings
+from dccseg.inference.stages import oracle_prior
+from dccseg.io import read_image, read_labelmap
+from dccseg.organs import ORGANS
+from dccseg.preprocess import resample_like, to_canonical
+from dccseg.store import load_model
+
+TRUSTS = (None, 0.4, 0.3, 0.2, 0.1, 0.05)
+
+
+def case_scores(case, model, settings: InferenceSettings) -> dict[str, dict[str, float]]:
+    """{"own|oracle PRIOR-OR-BAND": {organ key: Dice}} of one case."""
+    ct = read_image(case.image)
+    reference = read_labelmap(case.label, reference=ct)
+    canonical, _ = to_canonical(ct)
+    coarse = coarse_labels(canonical, model, settings)
+    image = RefineImage.of(canonical, settings)
+    truth = resample_like(to_canonical(reference)[0], image.grid, is_label=True).array
+    scores: dict[str, dict[str, float]] = {}
+    for source, prior in (("own", coarse), ("oracle", oracle_prior(reference, coarse))):
+        labels = resample_like(prior, image.grid, is_label=True).array
+        votes = refine_votes(image.image, labels, [o.label for o in ORGANS], model, settings)
+        results = {f"{source} prior": labels}
+        results.update({f"{source} {trust}": fuse(image.grid.shape, votes, torch.from_numpy(labels), trust).numpy() for trust in TRUSTS})
+        for name, result in results.items():
+            scores[name] = {o.key: 2.0 * float(((truth == o.label) & (result == o.label)).sum()) / float((truth == o.label).sum() + (result == o.label).sum())
+                            for o in ORGANS if (truth == o.label).any()}
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    model = load_model(args.model, device="cpu")
+    settings = InferenceSettings.from_card(model.card.preprocessing)
+    pooled: dict[str, dict[str, list[float]]] = {}
+    for case in (c for c in Dataset.load(args.dataset).cases if c.label is not None):
+        for name, organs in case_scores(case, model, settings).items():
+            for organ, value in organs.items():
+                pooled.setdefault(name, {}).setdefault(organ, []).append(value)
+        print(f"{case.id} done", flush=True)
+    summary = {name: {organ: float(np.mean(v)) for organ, v in organs.items()} for name, organs in pooled.items()}
+    for source in ("own", "oracle"):
+        prior = summary[f"{source} prior"]
+        for trust in TRUSTS:
+            gains = [summary[f"{source} {trust}"][organ] - prior[organ] for organ in prior]
+            print(f"{source:6s} trust {str(trust):4s}: mean gain {np.mean(gains):+.3f}, {sum(g > 0 for g in gains)}/{len(gains)} organs gain, worst {min(gains):+.3f}")
+    if args.output:
+        args.output.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
