@@ -30,6 +30,8 @@ class Preprocessing:
             raise ValueError(f"fusion_trust must lie in (0, 0.5], not {self.fusion_trust}")
 
     def to_card(self) -> dict[str, Any]:
+        """The card block; ``fusion_trust`` only when set, so cards of plain-vote models stay as they were."""
+        trust = {} if self.fusion_trust is None else {"fusion_trust": self.fusion_trust}
         return {
             "intensity": self.intensity.to_dict(),
             "coarse_spacing": list(self.coarse_spacing),
@@ -38,7 +40,7 @@ class Preprocessing:
             "patch_size": self.patch_size,
             "patches_per_slice": self.patches_per_slice,
             "fast_patches_per_slice": self.fast_patches_per_slice,
-            "fusion_trust": self.fusion_trust,
+            **trust,
         }
 
     @classmethod
