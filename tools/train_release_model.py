@@ -7,8 +7,8 @@ never trained on. Checkpoints and settings are chosen on fresh anatomies of the 
 figures come from the test bodies.
 
     python tools/train_release_model.py RUN --stage data                                   # ~5 min: RUN/coarse-data, RUN/refine-data
-    python tools/train_release_model.py RUN --stage coarse --start dccseg-abdomen@0.2.0    # ~60 min on one core (5 mm grid, 30 epochs)
-    python tools/train_release_model.py RUN --stage refine --start dccseg-abdomen@0.2.0 --refine-prior degraded --refine-epochs 4   # ~25 min, at the same time
+    python tools/train_release_model.py RUN --stage coarse --start dccseg-abdomen@0.2.0 --coarse-epochs 30   # ~40 min on one core (5 mm grid)
+    python tools/train_release_model.py RUN --stage refine --start dccseg-abdomen@0.2.0 --refine-prior degraded --refine-epochs 4   # ~12 min, at the same time
     python tools/train_release_model.py RUN --stage combine --fusion-trust 0.1             # RUN/model: the two stages as a model folder
     dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
     python tools/evaluate_unseen.py RUN/model WORK [--shared ../shared]                     # unseen bodies
@@ -38,9 +38,9 @@ from dccseg.training.pipeline import train_coarse, train_refine
 
 NAME, VERSION = "dccseg-abdomen", "0.3.0"
 LINEAGE = ("0.3.0 continues 0.2.0 (trained from scratch with this recipe's 0.2.0 data: 250 coarse anatomies, seed 31; 100 refine anatomies, seed 22, "
-           "no pathology). Coarse: 12 epochs at a fine-tune's learning rate (a fifth) from 0.2.0, stopped early, then 30 epochs at the recipe's rate "
-           "from that checkpoint, on the coarse set below. Refine: 4 epochs at a fifth of the rate from 0.2.0's refine, degraded priors on the 5 mm "
-           "coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies (docs/diagnose.md).")
+           "no pathology). Coarse: 30 epochs at the recipe's learning rate from 0.2.0's weights, on the coarse set below. Refine: 4 epochs at a fifth "
+           "of the rate from 0.2.0's refine, degraded priors on the 5 mm coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies "
+           "(docs/diagnose.md).")
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
@@ -77,11 +77,14 @@ def anatomy_split(dataset_dir: Path) -> dict[str, list[str]]:
     return {"train": [i for i in ids if i not in val], "val": val}
 
 
-def continued(stage: str, start: str | None) -> dict:
-    """Training from a model's weights with the recipe's own schedule: its learning rate and no early stop (not a user's gentle fine-tune)."""
+def continued(start: str | None) -> dict:
+    """Coarse training from a model's weights with the recipe's own schedule: its learning rate and no early stop (not a user's gentle fine-tune).
+
+    The refine stage keeps the fine-tune's fifth of the rate: that is the schedule measured in docs/diagnose.md.
+    """
     if start is None:
         return {}
-    return {f"{stage}__optimizer": dataclasses.asdict(getattr(preset("default"), stage).optimizer), f"{stage}__patience": 0}
+    return {"coarse__optimizer": dataclasses.asdict(preset("default").coarse.optimizer), "coarse__patience": 0}
 
 
 def prepare_run(run: Path, data: Path) -> None:
@@ -200,7 +203,7 @@ def main() -> None:
         spacing, crop, channels = COARSE_VARIANTS[args.coarse_variant]
         overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": crop, "coarse__validate_every": 1, "phase__synthetic_cases": 0,
                      "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
-        train_coarse(args.run / "coarse-data", run, config="default", overrides={**overrides, **continued("coarse", args.start)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
+        train_coarse(args.run / "coarse-data", run, config="default", overrides={**overrides, **continued(args.start)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
     elif args.stage == "card":
         finish_card(args.run, args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)})
     elif args.stage == "select":
@@ -209,7 +212,7 @@ def main() -> None:
         prepare_run(args.run / "refine-run", args.run / "refine-data")
         overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": args.refine_prior, "refine__val_patches_per_organ": 5,
                      "preprocessing__coarse_spacing": COARSE_VARIANTS[args.coarse_variant][0]}  # priors on the grid inference gives them
-        train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides={**overrides, **continued("refine", args.start)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
+        train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress, start=args.start)
     else:
         print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run", args.version, args.fusion_trust))
 
