@@ -4,7 +4,7 @@
 
 For every labelled case the refine network runs twice, once on the model's coarse masks (own) and once on the
 reference resampled to the coarse grid (oracle); the votes are then fused with each band of ``TRUSTS`` (None is the
-plain majority vote). Dice is measured on the refine grid, without the largest-piece step, so the network runs only
+plain majority vote), keeping the prior as inference does (``fusion_prior``). Dice is measured on the refine grid, without the largest-piece step, so the network runs only
 twice per case. docs/diagnose.md explains the choice made for the shipped model.
 """
 
@@ -19,7 +19,7 @@ import torch
 
 from dccseg.dataset import Dataset
 from dccseg.fusion import fuse
-from dccseg.inference.pipeline import RefineImage, coarse_labels, refine_votes
+from dccseg.inference.pipeline import RefineImage, coarse_labels, fusion_prior, refine_votes
 from dccseg.inference.settings import InferenceSettings
 from dccseg.inference.stages import oracle_prior
 from dccseg.io import read_image, read_labelmap
@@ -40,10 +40,10 @@ def case_scores(case, model, settings: InferenceSettings) -> dict[str, dict[str,
     truth = resample_like(to_canonical(reference)[0], image.grid, is_label=True).array
     scores: dict[str, dict[str, float]] = {}
     for source, prior in (("own", coarse), ("oracle", oracle_prior(reference, coarse))):
-        labels = resample_like(prior, image.grid, is_label=True).array
-        votes = refine_votes(image.image, labels, [o.label for o in ORGANS], model, settings)
-        results = {f"{source} prior": labels}
-        results.update({f"{source} {trust}": fuse(image.grid.shape, votes, torch.from_numpy(labels), trust).numpy() for trust in TRUSTS})
+        attention, kept = resample_like(prior, image.grid, is_label=True).array, fusion_prior(prior, image.grid)
+        votes = refine_votes(image.image, attention, [o.label for o in ORGANS], model, settings)
+        results = {f"{source} prior": kept}
+        results.update({f"{source} {trust}": fuse(image.grid.shape, votes, torch.from_numpy(kept), trust).numpy() for trust in TRUSTS})
         for name, result in results.items():
             scores[name] = {o.key: 2.0 * float(((truth == o.label) & (result == o.label)).sum()) / float((truth == o.label).sum() + (result == o.label).sum())
                             for o in ORGANS if (truth == o.label).any()}

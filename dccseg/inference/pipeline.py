@@ -126,7 +126,7 @@ def labels_from_prior(
         times["refine"] = time.perf_counter() - start
         start = time.perf_counter()
         progress.update("fuse", 0.0, "majority vote")
-        prior_on_grid = torch.from_numpy(labels).to(accumulators[0].buffer.device) if accumulators and settings.fusion_trust else None
+        prior_on_grid = torch.from_numpy(fusion_prior(prior, image.grid)).to(accumulators[0].buffer.device) if accumulators and settings.fusion_trust else None
         refined = fuse(image.grid.shape, accumulators, prior_on_grid, settings.fusion_trust).cpu().numpy() if accumulators else np.zeros(image.grid.shape, dtype=np.uint8)
         del accumulators, labels, prior_on_grid
         sources.append(image.grid.with_array(refined))
@@ -143,6 +143,11 @@ def labels_from_prior(
     progress.update("fuse", 1.0, "done")
     times["fuse"] = time.perf_counter() - start
     return result
+
+
+def fusion_prior(prior: Volume, grid: Volume) -> np.ndarray:
+    """The coarse labels the fusion keeps where the patches are unsure: restored onto the refine grid as skipped organs are (linear per organ), not the blocky nearest-neighbour copy the attention channel gets."""
+    return restore_labels(prior, grid).array
 
 
 def wanted_organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]:
