@@ -10,9 +10,10 @@ figures come from the test bodies.
     python tools/train_release_model.py RUN --stage coarse --start dccseg-abdomen@0.2.0 --coarse-epochs 30   # ~40 min on one core (5 mm grid)
     python tools/train_release_model.py RUN --stage refine --start dccseg-abdomen@0.2.0 --refine-prior degraded --refine-epochs 4   # ~12 min, at the same time
     python tools/train_release_model.py RUN --stage combine --fusion-trust 0.1             # RUN/model: the two stages as a model folder
+    python tools/fusion_trust_sweep.py RUN/model VALIDATION                                 # the fusion band (docs/diagnose.md)
     dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
     python tools/evaluate_unseen.py RUN/model WORK [--shared ../shared]                     # unseen bodies
-    python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json
+    python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json --unseen-stages NAME=TABLE.json ...
 
 Without ``--start`` the coarse and refine stages train from scratch (0.2.0 did: 20 and 5 epochs, about 2 h);
 ``LINEAGE`` says how the shipped version was made. `--stage select --coarse-run A B` compares coarse runs on
@@ -37,7 +38,7 @@ from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
 NAME, VERSION = "dccseg-abdomen", "0.3.0"
-LINEAGE = ("0.3.0 continues 0.2.0 (trained from scratch with this recipe's 0.2.0 data: 250 coarse anatomies, seed 31; 100 refine anatomies, seed 22, "
+LINEAGE = ("0.3.0 continues 0.2.0 (trained from scratch with this recipe's 0.2.0 data: 250 coarse anatomies, seed 31, half with pathology; 100 refine anatomies, seed 22, "
            "no pathology). Coarse: 30 epochs at the recipe's learning rate from 0.2.0's weights, on the coarse set below. Refine: 4 epochs at a fifth "
            "of the rate from 0.2.0's refine, degraded priors on the 5 mm coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies "
            "(docs/diagnose.md).")

@@ -146,7 +146,10 @@ def labels_from_prior(
 
 
 def fusion_prior(prior: Volume, grid: Volume) -> np.ndarray:
-    """The coarse labels the fusion keeps where the patches are unsure: restored onto the refine grid as skipped organs are (linear per organ), not the blocky nearest-neighbour copy the attention channel gets."""
+    """The coarse labels the fusion keeps where the patches are unsure, on the refine grid.
+
+    Restored as skipped organs are (linear per organ), not the blocky nearest-neighbour copy the attention channel gets.
+    """
     return restore_labels(prior, grid).array
 
 
