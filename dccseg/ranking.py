@@ -9,9 +9,9 @@ are restored to the input grid as they are and refined, as ``dccseg diagnose`` d
 - implausibility P = n / (n + 2) for the n plausibility flags of the refined result (``dccseg.plausibility``:
   volume, missing companion, side, position, pieces, HU), and 1 when no organ was found at all.
 
-``score = (D + A + P) / 3``. Model 0.2.0 (fast mode) scored the bundled real CT 0.34, that CT
-mirrored left-right 0.47 and with heavy noise 0.53 (a test holds the shipped model to ranking the noisy CT first). The reasons name the plausibility flags first, then the
-organs whose stages disagree (worst first), then those whose patches are unsure. Organs the model card does not refine (``refine_skip``) give neither D nor A.
+``score = (D + A + P) / 3``. Model 0.2.0 (fast mode) scored the bundled real CT 0.34, that CT mirrored left-right
+0.47 and with heavy noise 0.53 (a test holds the shipped model to ranking the noisy CT first). The reasons name the
+plausibility flags first, then the organs whose stages disagree (worst first), then those whose patches are unsure. Organs the model card does not refine (``refine_skip``) give neither D nor A.
 """
 
 from __future__ import annotations

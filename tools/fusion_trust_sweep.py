@@ -4,8 +4,9 @@
 
 For every labelled case the refine network runs twice, once on the model's coarse masks (own) and once on the
 reference resampled to the coarse grid (oracle); the votes are then fused with each band of ``TRUSTS`` (None is the
-plain majority vote), keeping the prior as inference does (``fusion_prior``). Dice is measured on the refine grid, without the largest-piece step, so the network runs only
-twice per case. docs/diagnose.md explains the choice made for the shipped model.
+plain majority vote), keeping the prior as inference does (``fusion_prior``). Dice is measured on the refine grid,
+without the largest-piece step, so the network runs only twice per case. docs/diagnose.md explains the choice made
+for the shipped model.
 """
 
 from __future__ import annotations

@@ -1,8 +1,13 @@
 """Fusion of overlapping patches with known votes (method.md §3 T14)."""
 
+import numpy as np
 import torch
 
+from dccseg.evaluation import dice
 from dccseg.fusion import VoteAccumulator, fuse, fuse_patches
+from dccseg.inference.pipeline import fusion_prior
+from dccseg.preprocess import resample_like
+from dccseg.volume import Volume
 
 GRID = (1, 8, 8)
 
@@ -122,11 +127,6 @@ def test_with_a_trust_band_the_prior_decides_where_the_patches_are_unsure():
 
 def test_the_prior_the_fusion_keeps_is_the_smooth_restoration_not_a_blocky_copy():
     """A ball on a 5 mm coarse grid, kept on a 1 mm refine grid: closer to the true ball than nearest neighbour gives."""
-    import numpy as np
-
-    from dccseg.inference.pipeline import fusion_prior
-    from dccseg.preprocess import resample_like
-    from dccseg.volume import Volume
 
     def ball(step: float, n: int) -> Volume:
         centres = (np.arange(n) + 0.5) * step
@@ -136,10 +136,6 @@ def test_the_prior_the_fusion_keeps_is_the_smooth_restoration_not_a_blocky_copy(
 
     coarse, fine = ball(5.0, 16), ball(1.0, 80)
     truth = fine.array == 6
-
-    def dice(labels: np.ndarray) -> float:
-        return 2 * float((truth & (labels == 6)).sum()) / float(truth.sum() + (labels == 6).sum())
-
     kept = fusion_prior(coarse, fine)
     assert set(np.unique(kept)) == {0, 6}
-    assert dice(kept) > dice(resample_like(coarse, fine, is_label=True).array) + 0.01
+    assert dice(kept == 6, truth) > dice(resample_like(coarse, fine, is_label=True).array == 6, truth) + 0.01
