@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from dccseg.errors import DccsegError
 from dccseg.organs import ORGAN_BY_KEY
-from dccseg.phantoms import build_template_from_structure_dir, load_template, sample_scan, sample_timed_scan, synthesize_from_labels
+from dccseg.phantoms import ANATOMY_PRESETS, build_template_from_structure_dir, load_template, sample_scan, sample_timed_scan, synthesize_from_labels
 from dccseg.phantoms.acquisition import AcquisitionSettings
 from dccseg.phantoms.hu_table import TISSUE_INDEX, TISSUES
 from dccseg.phantoms.synthesis import prepared
@@ -98,3 +98,21 @@ def test_sampled_scans_stay_in_range_and_timed_scans_interpolate():
     assert late_arterial.phase in ("arterial", "portal-venous")
     assert 150 <= late_arterial.of("aorta") <= 450 and 70 <= late_arterial.of("liver") <= 130
     assert sample_timed_scan(rng, timing=0.0).of("aorta") <= 50
+
+
+def test_wide_anatomy_moves_organs_further_and_typical_is_the_default(quick_template):
+    template = quick_template[0]
+    plain = synthesize_from_labels(template, phase="arterial", seed=3, output_spacing=(6.0, 6.0, 6.0))
+    typical = synthesize_from_labels(template, phase="arterial", seed=3, output_spacing=(6.0, 6.0, 6.0), anatomy=ANATOMY_PRESETS["typical"])
+    assert np.array_equal(plain[1].array, typical[1].array)  # seeds rendered before the setting existed still give the same anatomy
+
+    def spleen_to_left_kidney(anatomy):
+        offsets = []
+        for seed in range(6):
+            _, organs = synthesize_from_labels(template, phase="arterial", seed=seed, output_spacing=(6.0, 6.0, 6.0), field_of_view=None, anatomy=anatomy)
+            assert set(range(1, 14)) - {5} <= set(np.unique(organs.array))  # every organ of the template survives the stronger warp
+            centre = [np.argwhere(organs.array == ORGAN_BY_KEY[key].label).mean(axis=0) for key in ("spleen", "kidney_left")]
+            offsets.append((centre[0] - centre[1]) * 6.0)
+        return float(np.linalg.norm(np.std(offsets, axis=0)))
+
+    assert spleen_to_left_kidney(ANATOMY_PRESETS["wide"]) > 1.5 * spleen_to_left_kidney(ANATOMY_PRESETS["typical"])

@@ -11,7 +11,7 @@ from ..dataset import Dataset
 from ..errors import DccsegError
 from ..fileutil import strip_suffix
 from ..io import read_image, read_labelmap, write_image
-from ..phantoms import CONTRAST_PHASES, load_templates, procedural_phantom, simulate_phase, synthesize_from_labels
+from ..phantoms import ANATOMY_PRESETS, CONTRAST_PHASES, load_templates, procedural_phantom, simulate_phase, synthesize_from_labels
 from ..phantoms.field_of_view import FieldOfViewSettings
 from ..phantoms.pathology import PathologySettings
 from ..phantoms.synthesis import prepared
@@ -99,8 +99,9 @@ def run_synth(args: argparse.Namespace, progress: Progress) -> int:
             phase = str(rng.choice(CONTRAST_PHASES)) if phase == ANY_PHASE else phase
             progress.update("synth", (i * len(phases) + j) / total, f"case {i + 1}/{args.count}, {tag}, {phase}")
             view = None if args.whole_view else FieldOfViewSettings()
-            ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style, field_of_view=view, pathology=pathology)
-            notes = f"template {tag}, seed {seed}, {style} HU{', pathology' if pathology else ''}; same anatomy in every phase of this seed"
+            ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style, field_of_view=view, pathology=pathology,
+                                                anatomy=ANATOMY_PRESETS[args.anatomy])
+            notes = f"template {tag}, seed {seed}, {args.anatomy} anatomy, {style} HU{', pathology' if pathology else ''}; same anatomy in every phase of this seed"
             _store(dataset, f"synth-{tag}-{seed}-{phase}", ct, labels, phase, "dccseg phantom synth", notes, subject=tag)
     progress.update("synth", 1.0, f"{total} case(s) in {dataset.root}")
     return 0
@@ -139,6 +140,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     synth.add_argument("--pathology", type=float, default=0.0, help="fraction of anatomies drawn with pathology: lesions, masses, enlarged, shrunken or missing organs (default 0)")
     synth.add_argument("--random-style", type=float, default=0.0, help="fraction of anatomies rendered with random HU per tissue (domain randomisation; default 0)")
     synth.add_argument("--spacing", default=None, help="output spacing x,y,z in mm (default: the template's)")
+    synth.add_argument("--anatomy", choices=sorted(ANATOMY_PRESETS), default="typical",
+                       help="how far each body is deformed: typical (+-15%% size) or wide (bodies +-25%%, organs +-30%% and moved up to 15 mm; default typical)")
     synth.set_defaults(func=run_synth)
 
     simulate = sub.add_parser("simulate-phase", parents=[common], help="make a real CT look like another contrast phase inside its organ masks")

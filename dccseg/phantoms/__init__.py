@@ -1,5 +1,6 @@
 """Phase-aware synthetic CT: HU table, procedural phantom, label-driven synthesis, phase simulation."""
 
+from .deformation import ANATOMY_PRESETS, AnatomySettings
 from .hu_table import CONTRAST_PHASES, hu_range, sample_scan, sample_timed_scan, typical_scan
 from .pathology import PathologySettings, add_pathology
 from .phase_simulation import measure_organ_means, simulate_phase
@@ -8,6 +9,8 @@ from .synthesis import prepare_template, synthesize_from_labels
 from .templates import build_template_from_structure_dir, load_template, load_templates
 
 __all__ = [
+    "ANATOMY_PRESETS",
+    "AnatomySettings",
     "CONTRAST_PHASES",
     "PathologySettings",
     "add_pathology",

@@ -19,7 +19,7 @@ from ..errors import DccsegError
 from ..volume import Volume
 from ..organs import ORGAN_BY_KEY
 from .acquisition import AcquisitionSettings, acquire
-from .deformation import random_sampling_coordinates, warp_labels
+from .deformation import AnatomySettings, random_sampling_coordinates, warp_labels
 from .field_of_view import FieldOfViewSettings, choose_z_range, crop_in_plane
 from .hu_table import TISSUE_INDEX, ScanHU, sample_scan, sample_timed_scan
 from .pathology import PathologySettings, add_pathology
@@ -164,6 +164,7 @@ def synthesize_from_labels(
     field_of_view: FieldOfViewSettings | None = FieldOfViewSettings(),
     acquisition: AcquisitionSettings = AcquisitionSettings(),
     pathology: PathologySettings | None = None,
+    anatomy: AnatomySettings = AnatomySettings(),
 ) -> tuple[Volume, Volume]:
     """One synthetic CT of ``phase`` from template anatomy; returns (CT in HU, organ labels 1..13).
 
@@ -171,7 +172,7 @@ def synthesize_from_labels(
     ``prepare_template`` result. ``phase`` None draws a continuous timing between the four phases.
     ``output_spacing`` (x, y, z mm) defaults to the template's. ``field_of_view`` None keeps the organs' whole
     z range and the whole axial plane; ``style`` is one of ``STYLES``; ``pathology`` adds lesions, masses and
-    enlarged, shrunken or missing organs (``dccseg.phantoms.pathology``).
+    enlarged, shrunken or missing organs (``dccseg.phantoms.pathology``); ``anatomy`` sets how far the body is deformed.
     """
     if style not in STYLES:
         raise DccsegError(f"unknown synthesis style '{style}'; use one of {', '.join(STYLES)}")
@@ -188,7 +189,7 @@ def synthesize_from_labels(
     out_spacing = spacing if output_spacing is None else np.asarray(output_spacing[::-1], dtype=np.float64)
     out_shape = tuple(max(2, int(round(n * s / o))) for n, s, o in zip(codes.shape, spacing, out_spacing))
     if deform:
-        coords = random_sampling_coordinates(codes.shape, spacing, out_shape, out_spacing, rng, _organ_blobs(codes, template.code_organ, spacing))
+        coords = random_sampling_coordinates(codes.shape, spacing, out_shape, out_spacing, rng, _organ_blobs(codes, template.code_organ, spacing), anatomy)
         codes = warp_labels(codes, coords)
     elif out_shape != codes.shape:
         codes = warp_labels(codes, np.indices(out_shape, dtype=np.float32) * (out_spacing / spacing)[:, None, None, None])
