@@ -79,3 +79,17 @@ def test_real_ct_reaches_the_working_grid_without_simpleitk_as_inference_puts_it
     assert ours.same_grid(theirs)
     inside = tuple(slice(0, n - 1) for n in ours.shape)  # the last voxel may fall outside ITK's buffer
     assert np.abs(ours.array[inside] - theirs.array[inside]).max() < 1.0
+
+
+def test_release_cases_carry_pathology_in_the_share_the_recipe_asks_for():
+    from dccseg.training.configs import preset
+    from dccseg.training.release_data import CaseMaker, CaseRecipe
+
+    def cases(share):
+        recipe = CaseRecipe(preset("default").preprocessing, BODY_SPLIT["train"], template_step=4, real_fraction=0.0, pathology=share)
+        maker = CaseMaker(recipe)
+        return [maker.make("coarse", BODY_SPLIT["train"], (11, i), f"case-{i}") for i in range(3)]
+
+    with_findings, without = cases(1.0), cases(0.0)
+    assert all(c.pathology for c in with_findings) and not any(c.pathology for c in without)
+    assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(with_findings, without))  # same anatomies, findings change the organs

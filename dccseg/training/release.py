@@ -89,7 +89,7 @@ class CaseRouter:
                     self._validation(case)
                 else:
                     pool.add(case)
-                    self.trained[(kind, case.source, case.phase, case.style)] += 1
+                    self.trained[(kind, case.source, case.phase, case.style, case.pathology)] += 1
 
     def _validation(self, case: ReleaseCase) -> None:
         if case.kind == "coarse" and len(self.coarse_val) < self.cap:
@@ -119,7 +119,8 @@ class CaseRouter:
             return dict(sorted(out.items()))
         return {
             kind: {"cases": sum(n for k, n in self.trained.items() if k[0] == kind),
-                   "by_source": count(1, kind), "by_phase": count(2, kind), "by_style": count(3, kind)}
+                   "by_source": count(1, kind), "by_phase": count(2, kind), "by_style": count(3, kind),
+                   "with_pathology": sum(n for k, n in self.trained.items() if k[0] == kind and k[4])}
             for kind in ("coarse", "refine")
         }
 

@@ -1,10 +1,11 @@
 """Training cases of the release trainer, made in worker processes straight on the working grids.
 
 A case is a synthetic CT of one training body (``BODY_SPLIT["train"]``; a test body is never drawn) rendered at
-the working spacing and put in canonical orientation, or the bundled real non-contrast CT moved to a random
-phase. Its image is normalised as inference normalises a whole volume. A coarse case carries organ voxels for
-foreground crops; a refine case carries a degraded-ground-truth prior (as ``dccseg.training.priors``) and patch
-centres drawn in it. Nothing here needs SimpleITK: the real CT is read with nibabel and grids change with scipy.
+the working spacing, a share of them with pathology (as ``phantom synth --pathology``), and put in canonical
+orientation, or the bundled real non-contrast CT moved to a random phase. Its image is normalised as inference
+normalises a whole volume. A coarse case carries organ voxels for foreground crops; a refine case carries a
+degraded-ground-truth prior (as ``dccseg.training.priors``) and patch centres drawn in it. Nothing here needs
+SimpleITK: the real CT is read with nibabel and grids change with scipy.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import scipy.ndimage as ndi
 from dccseg.inference.settings import InferenceSettings
 from dccseg.io.nifti_direction import read_nifti_volume
 from dccseg.patches import training_centers
-from dccseg.phantoms import CONTRAST_PHASES
+from dccseg.phantoms import ANATOMY_PRESETS, CONTRAST_PHASES, PathologySettings
 from dccseg.phantoms.synthesis import PreparedTemplate, prepared, synthesize_from_labels
 from dccseg.phantoms.templates import load_template
 from dccseg.preprocess import normalize_ct, to_canonical
@@ -44,6 +45,8 @@ class CaseRecipe:
     real_phase_change: float = 0.75
     random_style: float = 0.25
     continuous_timing: float = 0.3  # share of synthetic cases in a timing between the four phases
+    pathology: float = 0.3  # share of synthetic cases with lesions, masses, enlarged, shrunken or missing organs
+    anatomy: str = "typical"  # how far bodies are deformed: a key of ANATOMY_PRESETS
     points_per_organ: int = 64
     patches_per_organ: int = 24
 
@@ -61,6 +64,7 @@ class ReleaseCase:
     labels: np.ndarray  # uint8
     prior: np.ndarray | None  # uint8 (refine cases)
     points: np.ndarray  # int64 (N, 4)
+    pathology: bool = False
 
 
 def source_files(bodies: tuple[str, ...]) -> list[Path]:
@@ -116,6 +120,7 @@ class CaseMaker:
         """One case of ``kind`` from a random one of ``bodies`` (or, now and then, the real CT)."""
         rng = np.random.default_rng(seed)
         spacing = self.working_spacing(kind, rng)
+        findings = False
         if rng.uniform() < self.recipe.real_fraction:
             source, style = REAL_CASE, "real"
             original, labels = self.real_on(spacing)
@@ -125,16 +130,18 @@ class CaseMaker:
             source = str(rng.choice(bodies))
             style = "random" if rng.uniform() < self.recipe.random_style else "realistic"
             phase = "timing" if rng.uniform() < self.recipe.continuous_timing else str(rng.choice(CONTRAST_PHASES))
-            ct, labels = self.synthetic(source, phase, spacing, style, int(rng.integers(2**31)))
+            findings = bool(rng.uniform() < self.recipe.pathology)
+            ct, labels = self.synthetic(source, phase, spacing, style, int(rng.integers(2**31)), PathologySettings() if findings else None)
         image = normalize_ct(ct.array, self.settings.intensity).astype(np.float16)
         label_array = np.ascontiguousarray(labels.array, dtype=np.uint8)
         if kind == "coarse":
             points = organ_points(label_array, self.recipe.points_per_organ, rng)
-            return ReleaseCase(case_id, kind, source, phase, style, image, label_array, None, points)
+            return ReleaseCase(case_id, kind, source, phase, style, image, label_array, None, points, findings)
         prior = self.prior(labels, rng)
-        return ReleaseCase(case_id, kind, source, phase, style, image, label_array, prior, patch_centres(prior, self.recipe.patches_per_organ, rng))
+        return ReleaseCase(case_id, kind, source, phase, style, image, label_array, prior, patch_centres(prior, self.recipe.patches_per_organ, rng), findings)
 
-    def synthetic(self, body: str, phase: str, spacing_xyz: tuple[float, float, float], style: str, seed: int) -> tuple[Volume, Volume]:
+    def synthetic(self, body: str, phase: str, spacing_xyz: tuple[float, float, float], style: str, seed: int,
+                  pathology: PathologySettings | None = None) -> tuple[Volume, Volume]:
         """A synthetic CT of ``body`` rendered so that its canonical spacing is ``spacing_xyz``."""
         template = self.template(body)
         _, transform = to_canonical(template.geometry.with_array(np.broadcast_to(np.uint8(0), template.geometry.shape)))
@@ -142,7 +149,8 @@ class CaseMaker:
         for canonical_axis, input_axis in enumerate(transform.axes):
             native[input_axis] = spacing_xyz[canonical_axis]
         timed = None if phase == "timing" else phase
-        ct, labels = synthesize_from_labels(template, phase=timed, seed=seed, output_spacing=tuple(native), style=style)  # type: ignore[arg-type]
+        ct, labels = synthesize_from_labels(template, phase=timed, seed=seed, output_spacing=tuple(native), style=style, pathology=pathology,  # type: ignore[arg-type]
+                                            anatomy=ANATOMY_PRESETS[self.recipe.anatomy])
         ct_canonical, transform = to_canonical(ct)
         labels_canonical = ct_canonical.with_array(np.ascontiguousarray(transform.apply(labels.array)))
         return ct_canonical, labels_canonical
