@@ -71,6 +71,17 @@ def test_ct_check_accepts_real_ct_and_rejects_scaled():
     raises_one_line(io.check_ct, ct.with_array(ct.array * 10), "scaled", match="beyond CT")
 
 
+def test_ct_check_accepts_a_body_that_fills_the_view_and_rejects_it_normalised():
+    """A tight display field on a large patient shows no air; fat beside soft tissue still says CT in HU."""
+    rng = np.random.default_rng(1)
+    tissue = rng.choice([40.0, -100.0, 400.0], size=(8, 8, 8), p=[0.65, 0.3, 0.05])
+    inside = make_ct().with_array((tissue + rng.normal(0, 15, tissue.shape)).astype(np.float32))
+    assert np.percentile(inside.array, 1) > -500
+    io.check_ct(inside, "large patient")
+    normalised = inside.with_array((inside.array - inside.array.mean()) / inside.array.std())
+    raises_one_line(io.check_ct, normalised, "normalised", match="Hounsfield")
+
+
 def test_empty_folder_and_folder_without_dicom(tmp_path):
     (tmp_path / "empty").mkdir()
     raises_one_line(io.read_image, tmp_path / "empty", match="is empty")

@@ -11,6 +11,8 @@ MAX_SAMPLES = 1_000_000
 AIR_PERCENTILE_MAX_HU = -500.0  # the 1st percentile of a CT in HU lies in air (about -1000 HU)
 HIGH_PERCENTILE_MAX_HU = 4000.0  # the 99th percentile stays below dense bone/metal levels
 UNRESCALED_OFFSET = 1024.0  # most scanners store HU + 1024 when the rescale intercept is dropped
+FAT_HU, SOFT_TISSUE_HU = (-200.0, -30.0), (-30.0, 150.0)
+BODY_FILLS_VIEW = (0.02, 0.3)  # least shares of fat and of soft tissue in a CT whose field of view the body fills
 
 
 def _sample(array: np.ndarray) -> np.ndarray:
@@ -27,18 +29,25 @@ def _looks_unrescaled(values: np.ndarray) -> bool:
     return bool(np.percentile(values, 1) < 100 and soft_tissue > 0.1)
 
 
+def _body_fills_view(values: np.ndarray) -> bool:
+    """Fat near -100 HU and soft tissue near 50 HU: CT of a body that fills the field of view (a tight display field, a large patient)."""
+    fat = np.mean((values > FAT_HU[0]) & (values < FAT_HU[1]))
+    soft_tissue = np.mean((values >= SOFT_TISSUE_HU[0]) & (values < SOFT_TISSUE_HU[1]))
+    return bool(fat >= BODY_FILLS_VIEW[0] and soft_tissue >= BODY_FILLS_VIEW[1])
+
+
 def check_ct(volume: Volume, source: str) -> None:
     """Raise a DccsegError unless ``volume`` looks like CT in HU.
 
-    CT in HU has air around -1000 HU, so its 1st percentile lies below -500 HU, and
-    its 99th percentile below 4000 HU. MR, PET and normalised images fail the first
-    test; CT stored as raw 0..4095 values (air near 0) gets a specific hint.
+    CT in HU has air around -1000 HU, so its 1st percentile lies below -500 HU, or, where the body fills the
+    field of view, fat near -100 HU beside soft tissue; its 99th percentile lies below 4000 HU. MR, PET and
+    normalised images have neither; CT stored as raw 0..4095 values (air near 0) gets a specific hint.
     """
     values = _sample(volume.array)
     if not np.all(np.isfinite(values)):
         raise DccsegError(f"{source} contains NaN or infinite values; re-export the CT from the scanner data or Slicer")
     low, high = np.percentile(values, [1, 99])
-    if low >= AIR_PERCENTILE_MAX_HU:
+    if low >= AIR_PERCENTILE_MAX_HU and not _body_fills_view(values):
         if _looks_unrescaled(values):
             raise DccsegError(
                 f"{source} looks like CT stored without rescaling (air near 0, soft tissue near 1024); "
