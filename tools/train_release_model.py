@@ -6,9 +6,9 @@ HU per tissue, some with pathology) plus the bundled real non-contrast CT. The t
 never trained on. Checkpoints and settings are chosen on fresh anatomies of the training bodies; the card's
 figures come from the test bodies.
 
-    python tools/train_release_model.py RUN --stage data                                   # ~5 min: RUN/coarse-data, RUN/refine-data
-    python tools/train_release_model.py RUN --stage coarse --start dccseg-abdomen@0.2.0 --coarse-epochs 30   # ~40 min on one core (5 mm grid)
-    python tools/train_release_model.py RUN --stage refine --start dccseg-abdomen@0.2.0 --refine-prior degraded --refine-epochs 4   # ~12 min, at the same time
+    python tools/train_release_model.py RUN --stage data                                   # ~5 min: RUN/coarse-data, RUN/refine-data (new seeds: --data-seeds)
+    python tools/train_release_model.py RUN --stage coarse --start dccseg-abdomen@0.3.0 --coarse-epochs 30   # ~35 min on one core (5 mm grid)
+    python tools/train_release_model.py RUN --stage refine --start dccseg-abdomen@0.3.0 --refine-prior degraded --refine-epochs 5   # ~22 min, at the same time
     python tools/train_release_model.py RUN --stage combine --fusion-trust 0.1             # RUN/model: the two stages as a model folder
     python tools/fusion_trust_sweep.py RUN/model VALIDATION                                 # the fusion band (docs/diagnose.md)
     dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
@@ -16,7 +16,8 @@ figures come from the test bodies.
     python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json --unseen-stages NAME=TABLE.json ...
 
 Without ``--start`` the coarse and refine stages train from scratch (0.2.0 did: 20 and 5 epochs, about 2 h);
-``LINEAGE`` says how the shipped version was made. `--stage select --coarse-run A B` compares coarse runs on
+``LINEAGE`` says how the shipped version was made. Every continuation gets anatomies it has not seen (new seeds):
+a second pass over the same set gained less on validation and lost on the real scans (docs/networks.md). `--stage select --coarse-run A B` compares coarse runs on
 their validation anatomies.
 """
 
@@ -37,16 +38,17 @@ from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-NAME, VERSION = "dccseg-abdomen", "0.3.0"
-LINEAGE = ("0.3.0 continues 0.2.0 (trained from scratch with this recipe's 0.2.0 data: 250 coarse anatomies, seed 31, half with pathology; 100 refine anatomies, seed 22, "
-           "no pathology). Coarse: 30 epochs at the recipe's learning rate from 0.2.0's weights, on the coarse set below. Refine: 4 epochs at a fifth "
-           "of the rate from 0.2.0's refine, degraded priors on the 5 mm coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies "
+NAME, VERSION = "dccseg-abdomen", "0.4.0"
+LINEAGE = ("0.4.0 continues 0.3.0, which continued 0.2.0 (trained from scratch with this recipe: 250 coarse anatomies, seed 31, half with pathology; 100 refine "
+           "anatomies, seed 22, no pathology). Coarse: 30 epochs at the recipe's learning rate on each of four sets of 500 anatomies, seeds 43 (0.3.0), 43 again, "
+           "44 and 45 (the set below), each continuation from the last. Refine: 0.3.0's (4 epochs at a fifth of the rate on 100 anatomies, seed 23), then 5 more on "
+           "150 new anatomies (seed 24, the set below), degraded priors on the 5 mm coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies "
            "(docs/diagnose.md).")
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
-    "coarse-data": (500, "3.5,3.5,3.5", 43, 0.25, 0.3),
-    "refine-data": (100, "1.5,1.5,3", 23, 0.2, 0.3),
+    "coarse-data": (500, "3.5,3.5,3.5", 45, 0.25, 0.3),
+    "refine-data": (150, "1.5,1.5,3", 24, 0.2, 0.3),
 }
 COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
@@ -56,9 +58,10 @@ COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compa
 REFINE_SLICE_THICKNESS = 3.0
 
 
-def make_data(run: Path) -> None:
-    """Render the synthetic training sets and add the real example CT to each."""
+def make_data(run: Path, seeds: dict[str, int]) -> None:
+    """Render the synthetic training sets (``seeds``: folder -> seed, default DATA's) and add the real example CT to each."""
     for folder, (count, spacing, seed, random_style, pathology) in DATA.items():
+        seed = seeds.get(folder, seed)
         out = run / folder
         dccseg = [sys.executable, "-m", "dccseg"]
         subprocess.run([*dccseg, "phantom", "synth", str(out), "--count", str(count), "--phase", "any", "--template", "training-bodies",
@@ -188,6 +191,7 @@ def main() -> None:
     parser.add_argument("--start", metavar="MODEL", help="coarse, refine: start from this model's weights (a name, name@version or model folder) instead of from scratch")
     parser.add_argument("--fusion-trust", type=float, help="combine: the card's fusion_trust, chosen on validation anatomies (docs/diagnose.md); default plain majority vote")
     parser.add_argument("--version", default=VERSION, help=f"combine: the version the model folder gets (default {VERSION})")
+    parser.add_argument("--data-seeds", type=int, nargs=2, metavar=("COARSE", "REFINE"), help="data: seeds of the two sets (default the shipped version's last step; LINEAGE lists the others)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run-5mm); select: the runs to compare")
     parser.add_argument("--refine-run", type=Path, help="combine: the refine run folder (default RUN/refine-run)")
@@ -197,7 +201,7 @@ def main() -> None:
     args = parser.parse_args()
     progress = Progress("human")
     if args.stage == "data":
-        make_data(args.run)
+        make_data(args.run, dict(zip(DATA, args.data_seeds)) if args.data_seeds else {})
     elif args.stage == "coarse":
         run = args.run / f"coarse-run-{args.coarse_variant}"
         prepare_run(run, args.run / "coarse-data")
