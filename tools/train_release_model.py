@@ -17,8 +17,8 @@ figures come from the test bodies.
 
 Without ``--start`` the coarse and refine stages train from scratch (0.2.0 did: 20 and 5 epochs, about 2 h);
 ``LINEAGE`` says how the shipped version was made. Every continuation gets anatomies it has not seen (new seeds):
-a second pass over the same set gained less on validation and lost on the real scans (docs/networks.md). `--stage select --coarse-run A B` compares coarse runs on
-their validation anatomies.
+a second pass over the same set gained less on validation and lost on the real scans (docs/networks.md).
+`--stage select --coarse-run A B` compares coarse runs on their validation anatomies.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from dccseg.io import read_image, read_labelmap
 from dccseg.io.nifti_direction import read_nifti_volume
 from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.preprocess import resample
-from dccseg.training.release_data import on_spacing
+from dccseg.training.configs import preset
+from dccseg.training.release_data import CaseMaker, CaseRecipe, on_spacing
 from train_fixtures import run_dccseg, single_thread_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,9 +83,6 @@ def test_real_ct_reaches_the_working_grid_without_simpleitk_as_inference_puts_it
 
 
 def test_release_cases_carry_pathology_in_the_share_the_recipe_asks_for():
-    from dccseg.training.configs import preset
-    from dccseg.training.release_data import CaseMaker, CaseRecipe
-
     def cases(share):
         recipe = CaseRecipe(preset("default").preprocessing, BODY_SPLIT["train"], template_step=4, real_fraction=0.0, pathology=share)
         maker = CaseMaker(recipe)

@@ -120,7 +120,7 @@ class CaseRouter:
         return {
             kind: {"cases": sum(n for k, n in self.trained.items() if k[0] == kind),
                    "by_source": count(1, kind), "by_phase": count(2, kind), "by_style": count(3, kind),
-                   "with_pathology": sum(n for k, n in self.trained.items() if k[0] == kind and k[4])}
+                   "with_pathology": count(4, kind).get(True, 0)}
             for kind in ("coarse", "refine")
         }
 
