@@ -93,7 +93,8 @@ def test_evaluate_dataset_with_a_stored_model(dccseg, tmp_path: Path) -> None:
 
 def test_models_cli(dccseg, tmp_path: Path) -> None:
     store = ModelStore()
-    store.register(make_card(version="1.0.0"), make_weights())
+    preprocessing = {**make_card().preprocessing, "coarse_scales": [0.8, 1]}
+    store.register(make_card(version="1.0.0", preprocessing=preprocessing), make_weights())
     code, out, _ = dccseg("models", "list", "--json")
     entries = [e for e in json.loads(out) if not e["builtin"]]
     assert code == 0 and len(entries) == 1
@@ -105,7 +106,7 @@ def test_models_cli(dccseg, tmp_path: Path) -> None:
     code, out, _ = dccseg("models", "list")
     assert code == 0 and "dccseg-abdomen  1.0.0" in out and "0.500" in out and "user" in out
     code, out, _ = dccseg("models", "show", "dccseg-abdomen@1.0.0")
-    assert code == 0 and "organs:" in out and "spleen" in out
+    assert code == 0 and "organs:" in out and "spleen" in out and "read at scales 0.8, 1 (probabilities averaged)" in out
     code, _, err = dccseg("models", "show", "nope")
     assert code == 2 and "run `dccseg models list`" in err
 

@@ -140,3 +140,37 @@ def test_a_card_fusion_trust_reaches_the_fusion_with_the_coarse_masks(tmp_path, 
     segment_volume(phantom, trusting)
     prior, trust = calls[-1]
     assert trust == 0.3 and prior is not None and prior.dtype == torch.uint8 and set(torch.unique(prior).tolist()) - {0}
+
+
+def test_a_card_coarse_scales_average_the_coarse_network_over_grids(tmp_path, phantom, monkeypatch):
+    from tiny_models import tiny_card
+
+    import dccseg.inference.pipeline as pipeline
+    from dccseg.inference.settings import InferenceSettings
+    from dccseg.preprocess import to_canonical
+
+    card = tiny_card(name="tiny-scales")
+    scaled = load_model("tiny-scales", "cpu", store=ModelStore(register_tiny_model(tmp_path, ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, "coarse_scales": [0.75, 1.0]}}))))
+    canonical = to_canonical(phantom)[0]
+    settings = InferenceSettings.from_card(scaled.card.preprocessing)
+    spacings, plain_scores = [], pipeline._coarse_scores
+    monkeypatch.setattr(pipeline, "_coarse_scores", lambda small, *args, **kw: spacings.append(small.spacing) or plain_scores(small, *args, **kw))
+    labels = pipeline.coarse_labels(canonical, scaled, settings)
+    base = tuple(settings.coarse_spacing)
+    assert spacings == [tuple(0.75 * s for s in base), base] and labels.spacing == base and labels.array.dtype == np.uint8
+    one = pipeline.coarse_labels(canonical, scaled, InferenceSettings.from_card({**scaled.card.preprocessing, "coarse_scales": [1.0]}))
+    logits = pipeline._coarse_scores(pipeline.resample(canonical, base, is_label=False), scaled, settings, pipeline.QUIET, softmax=False)
+    assert one.array.shape == labels.array.shape and np.array_equal(one.array, logits.argmax(0).numpy())  # one scale: the plain argmax, as before
+
+
+def test_onto_grid_interpolates_like_resampling_the_volume():
+    from dccseg.inference.pipeline import onto_grid
+    from dccseg.preprocess import resample, resample_like
+
+    ramp = np.add.outer(np.add.outer(np.arange(20.0), 2 * np.arange(24.0)), 3 * np.arange(28.0)).astype(np.float32)
+    volume = Volume(ramp, (1.0, 1.5, 2.0), (4.0, -3.0, 9.0), OBLIQUE_FLIPPED)
+    grid, other = resample(volume, (5.0, 5.0, 5.0), is_label=False), resample(volume, (4.0, 4.0, 4.0), is_label=False)
+    moved = onto_grid(torch.from_numpy(other.array)[None], other, grid)[0].numpy()
+    expected = resample_like(other, grid, is_label=False).array
+    inside = tuple(slice(0, n - 1) for n in grid.shape)  # the last plane lies beyond the other grid: clamped here, background there
+    assert moved.shape == grid.shape and np.allclose(moved[inside], expected[inside], atol=1e-4)

@@ -214,6 +214,10 @@ def test_card_validation() -> None:
     assert make_card(preprocessing={**data["preprocessing"], "fusion_trust": 0.3}).preprocessing["fusion_trust"] == 0.3  # older cards lack it: plain vote
     with pytest.raises(DccsegError, match="fusion_trust must be a number in"):
         make_card(preprocessing={**data["preprocessing"], "fusion_trust": 0.7})
+    assert make_card(preprocessing={**data["preprocessing"], "coarse_scales": [0.9, 1]}).preprocessing["coarse_scales"] == [0.9, 1]  # older cards lack it: one scale
+    for scales in ([0.9], [1.0, 1.0], [0.2, 1.0], "0.9,1", [True, 1.0]):
+        with pytest.raises(DccsegError, match="coarse_scales must be a list of distinct numbers"):
+            make_card(preprocessing={**data["preprocessing"], "coarse_scales": scales})
     assert bump_version("1.2.3", "patch") == "1.2.4" and bump_version(None, "minor") == "0.1.0"
 
 

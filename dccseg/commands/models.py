@@ -28,6 +28,12 @@ def format_table(entries: list[ModelEntry]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
 
 
+def _scales_text(pre: dict) -> str:
+    """How the coarse network reads the volume when the card names several grids (``coarse_scales``)."""
+    scales = pre.get("coarse_scales") or [1.0]
+    return "" if len(scales) == 1 else f", read at scales {', '.join(f'{s:g}' for s in scales)} (probabilities averaged)"
+
+
 def describe(entry: ModelEntry) -> str:
     """A readable summary of one model card."""
     card = entry.card
@@ -38,7 +44,7 @@ def describe(entry: ModelEntry) -> str:
         f"  created:       {card.created} (dccseg {card.dccseg_version})",
         f"  description:   {card.description or '-'}",
         f"  organs:        {', '.join(o['key'] for o in card.organs)}",
-        f"  coarse:        {json.dumps(card.architecture['coarse'])} at {pre['coarse_spacing']} mm",
+        f"  coarse:        {json.dumps(card.architecture['coarse'])} at {pre['coarse_spacing']} mm{_scales_text(pre)}",
         f"  refine:        {json.dumps(card.architecture['refine'])} at {pre['refine_spacing']} mm, "
         f"{pre['patches_per_slice']} patches/slice ({pre['fast_patches_per_slice']} fast)",
         f"  training data: {json.dumps(card.training.get('data'))} ({card.training.get('data_hash')})",

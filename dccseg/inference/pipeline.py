@@ -166,8 +166,25 @@ def wanted_organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]
 
 
 def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> Volume:
-    """The coarse network's argmax labels (uint8) on the coarse grid."""
-    small = resample(canonical, settings.coarse_spacing, is_label=False)
+    """The coarse network's argmax labels (uint8) on the coarse grid.
+
+    With several ``settings.coarse_scales`` the network also reads the volume on grids of the coarse spacing times
+    each scale; their class probabilities, moved onto the coarse grid, are averaged before the argmax.
+    """
+    grid = resample(canonical, settings.coarse_spacing, is_label=False)
+    total = None
+    for done, scale in enumerate(settings.coarse_scales):
+        on_scale = grid if scale == 1.0 else resample(canonical, tuple(s * scale for s in settings.coarse_spacing), is_label=False)
+        scores = _coarse_scores(on_scale, model, settings, progress, softmax=len(settings.coarse_scales) > 1)
+        scores = scores if on_scale is grid else onto_grid(scores, on_scale, grid)
+        total = scores if total is None else total.add_(scores)
+        progress.update("coarse", (done + 1) / len(settings.coarse_scales), f"coarse network, scale {scale:g}")
+    labels = total.argmax(0).to(torch.uint8).cpu().numpy()
+    return grid.with_array(labels)
+
+
+def _coarse_scores(small: Volume, model: Any, settings: InferenceSettings, progress: Progress, softmax: bool) -> torch.Tensor:
+    """The coarse network's logits (or class probabilities) on ``small``'s grid, (C, D, H, W) float32."""
     x = torch.from_numpy(normalize_ct(small.array, settings.intensity))[None, None]
     divisor = CoarseConfig.from_dict(model.card.architecture["coarse"]).size_divisor
     shape = x.shape[-3:]
@@ -178,9 +195,23 @@ def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, pr
         progress.log("GPU out of memory in the coarse network: running it on the CPU")
         model.coarse.to("cpu")
         logits = _coarse_logits(model.coarse, x, divisor)
-    labels = logits[0, :, : shape[0], : shape[1], : shape[2]].argmax(0).to(torch.uint8).cpu().numpy()
-    progress.update("coarse", 1.0, "coarse labels")
-    return small.with_array(labels)
+    logits = logits[0, :, : shape[0], : shape[1], : shape[2]]
+    return torch.softmax(logits, dim=0) if softmax else logits
+
+
+def onto_grid(scores: torch.Tensor, source: Volume, target: Volume) -> torch.Tensor:
+    """Per-class ``scores`` (C, D, H, W) on ``source``'s grid, linearly interpolated onto ``target``'s.
+
+    Both grids come from ``resample`` of one volume: same origin and direction, so target voxel i lies at
+    source index i * target spacing / source spacing along each axis (edges clamped).
+    """
+    axes = []
+    for n_target, n_source, t, s in zip(target.shape, source.shape, target.spacing[::-1], source.spacing[::-1]):
+        index = torch.arange(n_target, dtype=torch.float32, device=scores.device) * (t / s)
+        axes.append(index * (2.0 / max(n_source - 1, 1)) - 1.0)
+    z, y, x = torch.meshgrid(*axes, indexing="ij")
+    where = torch.stack((x, y, z), dim=-1)[None]
+    return torch.nn.functional.grid_sample(scores[None], where, mode="bilinear", padding_mode="border", align_corners=True)[0]
 
 
 def _coarse_logits(net: torch.nn.Module, x: torch.Tensor, divisor: int) -> torch.Tensor:

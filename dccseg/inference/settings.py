@@ -9,6 +9,8 @@ from ..preprocess import IntensityConfig
 
 MAX_COARSE_ROI = 160
 """Coarse volumes with a side above this run through MONAI's sliding window with this ROI edge."""
+MIN_COARSE_SCALE, MAX_COARSE_SCALE = 0.5, 2.0
+"""The range of ``coarse_scales``: grids from half to twice the coarse spacing."""
 
 
 @dataclass(frozen=True)
@@ -24,14 +26,19 @@ class Preprocessing:
     fast_patches_per_slice: int = 1
     fusion_trust: float | None = None
     """None: plain majority vote; t in (0, 0.5]: the refined patches overrule the coarse mask only where their mean probability is beyond t of 0 or 1 (``dccseg.fusion.fuse``)."""
+    coarse_scales: tuple[float, ...] = (1.0,)
+    """The coarse network also runs on grids of ``coarse_spacing`` times each scale; their probabilities are averaged on the coarse grid."""
 
     def __post_init__(self) -> None:
         if self.fusion_trust is not None and not 0.0 < self.fusion_trust <= 0.5:
             raise ValueError(f"fusion_trust must lie in (0, 0.5], not {self.fusion_trust}")
+        if not valid_coarse_scales(self.coarse_scales):
+            raise ValueError(f"coarse_scales must be distinct numbers in [{MIN_COARSE_SCALE}, {MAX_COARSE_SCALE}] including 1, not {self.coarse_scales}")
 
     def to_card(self) -> dict[str, Any]:
-        """The card block; ``fusion_trust`` only when set, so cards of plain-vote models stay as they were."""
+        """The card block; ``fusion_trust`` and ``coarse_scales`` only when set, so older cards stay as they were."""
         trust = {} if self.fusion_trust is None else {"fusion_trust": self.fusion_trust}
+        scales = {} if self.coarse_scales == (1.0,) else {"coarse_scales": list(self.coarse_scales)}
         return {
             "intensity": self.intensity.to_dict(),
             "coarse_spacing": list(self.coarse_spacing),
@@ -41,6 +48,7 @@ class Preprocessing:
             "patches_per_slice": self.patches_per_slice,
             "fast_patches_per_slice": self.fast_patches_per_slice,
             **trust,
+            **scales,
         }
 
     @classmethod
@@ -55,7 +63,14 @@ class Preprocessing:
             patches_per_slice=int(data["patches_per_slice"]),
             fast_patches_per_slice=int(data["fast_patches_per_slice"]),
             fusion_trust=None if trust is None else float(trust),
+            coarse_scales=tuple(float(v) for v in data.get("coarse_scales", (1.0,))),
         )
+
+
+def valid_coarse_scales(scales: Any) -> bool:
+    """Distinct numbers in [MIN_COARSE_SCALE, MAX_COARSE_SCALE], one of them 1 (the coarse grid the probabilities meet on)."""
+    numbers = isinstance(scales, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scales)
+    return numbers and len(set(scales)) == len(scales) and 1.0 in scales and all(MIN_COARSE_SCALE <= v <= MAX_COARSE_SCALE for v in scales)
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,7 @@ class InferenceSettings:
     patch_size: int
     patches_per_slice: int
     fusion_trust: float | None = None
+    coarse_scales: tuple[float, ...] = (1.0,)
 
     @classmethod
     def from_card(cls, preprocessing: dict[str, Any], fast: bool = False) -> "InferenceSettings":
@@ -81,6 +97,7 @@ class InferenceSettings:
             patch_size=block.patch_size,
             patches_per_slice=block.fast_patches_per_slice if fast else block.patches_per_slice,
             fusion_trust=block.fusion_trust,
+            coarse_scales=block.coarse_scales,
         )
 
     def refine_grid_spacing(self, native_slice_spacing: float) -> tuple[float, float, float]:

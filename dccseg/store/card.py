@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 from .. import __version__
 from ..errors import DccsegError
+from ..inference.settings import MAX_COARSE_SCALE, MIN_COARSE_SCALE, valid_coarse_scales
 from ..organs import ORGAN_BY_KEY, ORGANS, Organ
 
 CARD_FILE = "model.json"
@@ -186,6 +187,8 @@ class ModelCard:
         trust = pre.get("fusion_trust")
         if trust is not None and not (_positive(trust) and trust <= 0.5):
             raise DccsegError(f"model card {self.ref}: preprocessing.fusion_trust must be a number in (0, 0.5] or null (plain majority vote)")
+        if "coarse_scales" in pre and not valid_coarse_scales(pre["coarse_scales"]):
+            raise DccsegError(f"model card {self.ref}: preprocessing.coarse_scales must be a list of distinct numbers in [{MIN_COARSE_SCALE}, {MAX_COARSE_SCALE}] that includes 1")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
