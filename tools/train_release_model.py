@@ -11,6 +11,7 @@ figures come from the test bodies.
     python tools/train_release_model.py RUN --stage refine --start dccseg-abdomen@0.3.0 --refine-prior degraded --refine-epochs 5   # ~22 min, at the same time
     python tools/train_release_model.py RUN --stage combine --fusion-trust 0.1             # RUN/model: the two stages as a model folder
     python tools/fusion_trust_sweep.py RUN/model VALIDATION                                 # the fusion band (docs/diagnose.md)
+    python tools/coarse_scales_sweep.py RUN/model VALIDATION                                # the coarse grids (docs/networks.md)
     dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
     python tools/evaluate_unseen.py RUN/model WORK [--shared ../shared]                     # unseen bodies
     python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json --unseen-stages NAME=TABLE.json ...
@@ -38,12 +39,12 @@ from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-NAME, VERSION = "dccseg-abdomen", "0.4.0"
-LINEAGE = ("0.4.0 continues 0.3.0, which continued 0.2.0 (trained from scratch with this recipe: 250 coarse anatomies, seed 31, half with pathology; 100 refine "
-           "anatomies, seed 22, no pathology). Coarse: 30 epochs at the recipe's learning rate on each of four sets of 500 anatomies, seeds 43 (0.3.0), 43 again, "
+NAME, VERSION = "dccseg-abdomen", "0.4.1"
+LINEAGE = ("0.4.1 is 0.4.0 with the coarse network read at three grids (coarse_scales). 0.4.0 continues 0.3.0, which continued 0.2.0 (trained from "
+           "scratch with this recipe: 250 coarse anatomies, seed 31, half with pathology; 100 refine anatomies, seed 22, no pathology). Coarse: 30 epochs at the recipe's learning rate on each of four sets of 500 anatomies, seeds 43 (0.3.0), 43 again, "
            "44 and 45 (the set below), each continuation from the last. Refine: 0.3.0's (4 epochs at a fifth of the rate on 100 anatomies, seed 23), then 5 more on "
            "150 new anatomies (seed 24, the set below), degraded priors on the 5 mm coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies "
-           "(docs/diagnose.md).")
+           "(docs/diagnose.md). Coarse scales 0.8, 0.9, 1 (grids of 4, 4.5 and 5 mm, probabilities averaged), chosen on validation anatomies (tools/coarse_scales_sweep.py).")
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
@@ -54,8 +55,10 @@ COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compa
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
     "5mm": ((5.0, 5.0, 5.0), (48, 48, 48), (16, 32, 64, 128)),
 }
-# Inference-only setting: refine on 3 mm slices at most, which halves the work on thin-slice scans.
+# Inference-only settings: refine on 3 mm slices at most, which halves the work on thin-slice scans; the coarse
+# network also reads 4 and 4.5 mm grids (tools/coarse_scales_sweep.py).
 REFINE_SLICE_THICKNESS = 3.0
+COARSE_SCALES = (0.8, 0.9, 1.0)
 
 
 def make_data(run: Path, seeds: dict[str, int]) -> None:
@@ -128,13 +131,13 @@ def select_coarse(runs: list[Path]) -> dict[str, float]:
     return scores
 
 
-def combine(run: Path, coarse_run: Path, refine_run: Path, version: str, fusion_trust: float | None) -> Path:
+def combine(run: Path, coarse_run: Path, refine_run: Path, version: str, fusion_trust: float | None, coarse_scales: tuple[float, ...] = COARSE_SCALES) -> Path:
     """Join the two trained stages into a model version folder."""
     coarse_state, coarse_info = load_part(coarse_run / "coarse")
     refine_state, refine_info = load_part(refine_run / "refine")
     coarse_grid = {k: coarse_info["preprocessing"][k] for k in ("coarse_spacing", "intensity")}  # the coarse net's own grid and scaling
     refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], **coarse_grid, "refine_slice_thickness": REFINE_SLICE_THICKNESS,
-                                                                                   "fusion_trust": fusion_trust}}
+                                                                                   "fusion_trust": fusion_trust, "coarse_scales": list(coarse_scales)}}
     training = {
         "data": {
             "cases": coarse_info["data"]["cases"] + refine_info["data"]["cases"],
@@ -190,6 +193,7 @@ def main() -> None:
     parser.add_argument("--refine-prior", choices=("degraded", "realistic"), default="realistic", help="refine: the attention masks of training patches (docs/networks.md)")
     parser.add_argument("--start", metavar="MODEL", help="coarse, refine: start from this model's weights (a name, name@version or model folder) instead of from scratch")
     parser.add_argument("--fusion-trust", type=float, help="combine: the card's fusion_trust, chosen on validation anatomies (docs/diagnose.md); default plain majority vote")
+    parser.add_argument("--coarse-scales", type=float, nargs="+", default=COARSE_SCALES, help=f"combine: the card's coarse_scales (default {' '.join(map(str, COARSE_SCALES))})")
     parser.add_argument("--version", default=VERSION, help=f"combine: the version the model folder gets (default {VERSION})")
     parser.add_argument("--data-seeds", type=int, nargs=2, metavar=("COARSE", "REFINE"), help="data: seeds of the two sets (default the shipped version's last step; LINEAGE lists the others)")
     parser.add_argument("--resume", action="store_true")
@@ -219,7 +223,7 @@ def main() -> None:
                      "preprocessing__coarse_spacing": COARSE_VARIANTS[args.coarse_variant][0]}  # priors on the grid inference gives them
         train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress, start=args.start)
     else:
-        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run", args.version, args.fusion_trust))
+        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run", args.version, args.fusion_trust, tuple(args.coarse_scales)))
 
 
 if __name__ == "__main__":
