@@ -177,7 +177,7 @@ def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, pr
         on_scale = grid if scale == 1.0 else resample(canonical, tuple(s * scale for s in settings.coarse_spacing), is_label=False)
         scores = _coarse_scores(on_scale, model, settings, progress, softmax=len(settings.coarse_scales) > 1)
         scores = scores if on_scale is grid else onto_grid(scores, on_scale, grid)
-        total = scores if total is None else total.add_(scores)
+        total = scores if total is None else total.add_(scores.to(total.device))  # a later grid may have fallen back to the CPU
         progress.update("coarse", (done + 1) / len(settings.coarse_scales), f"coarse network, scale {scale:g}")
     labels = total.argmax(0).to(torch.uint8).cpu().numpy()
     return grid.with_array(labels)
