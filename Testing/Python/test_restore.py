@@ -43,3 +43,14 @@ def test_finer_grid_beats_nearest_neighbour():
 def test_empty_labels_stay_empty():
     labels = _spheres(1.0, 16).with_array(np.zeros((16, 16, 16), dtype=np.uint8))
     assert not restore_labels(labels, _spheres(0.5, 32)).array.any()
+
+
+def test_organ_at_the_scan_edge_keeps_the_last_slices():
+    """A 20-slice 2 mm slab on a 3 mm grid: that grid's last centre lies 2 mm short of the slab's last slice."""
+    slab = Volume(np.zeros((20, 8, 8), dtype=np.uint8), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
+    slab.array[:, 2:6, 2:6] = 6
+    on_grid = resample(slab, (1.0, 1.0, 3.0), is_label=True)
+    assert on_grid.shape[0] == 13  # centres at 0..36 mm; the slab's last slice lies at 38 mm
+    restored = restore_labels(on_grid, slab)
+    assert np.array_equal(restored.array, slab.array)
+    assert not restore_labels(on_grid.with_array(np.pad(on_grid.array[1:], ((0, 1), (0, 0), (0, 0)))), slab).array[-1].any()

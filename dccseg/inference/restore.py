@@ -5,6 +5,9 @@ Nearest-neighbour resampling would copy the refine grid's 1.5 mm x 3 mm staircas
 and a voxel goes to the organ whose interpolated mask is highest, when that is at least 0.5.
 Several label maps on different grids (refined organs on the refine grid, organs whose refinement
 the model skips on the coarse grid) compete voxel by voxel in the same way.
+A coarser grid's last voxel centre can lie short of the input's last slices (``dccseg.preprocess.resample``
+keeps the origin and rounds the size); an organ that reaches the edge of its grid is extended one voxel
+past it, so those slices keep its label instead of falling outside the map.
 """
 
 from __future__ import annotations
@@ -68,13 +71,14 @@ def _bounding_box(mask: np.ndarray, margin: int, shape: tuple[int, ...]) -> list
 
 
 def _crop(volume: Volume, array: np.ndarray, box: list[tuple[int, int]]) -> sitk.Image:
-    """``array`` cut to ``box`` as an image placed where that box lies in ``volume``."""
+    """``array`` cut to ``box`` as an image placed where that box lies in ``volume``; a side at the array's edge repeats one voxel past it."""
     window = tuple(slice(lo, hi) for lo, hi in box)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array[window]))
+    pad = [(int(lo == 0), int(hi == n)) for (lo, hi), n in zip(box, array.shape)]
+    image = sitk.GetImageFromArray(np.pad(array[window], pad, mode="edge"))
     image.SetSpacing(volume.spacing)
     image.SetDirection(volume.direction)
-    start_xyz = [int(box[2][0]), int(box[1][0]), int(box[0][0])]
-    image.SetOrigin(_geometry(volume).TransformIndexToPhysicalPoint(start_xyz))
+    start_xyz = [float(box[axis][0] - pad[axis][0]) for axis in (2, 1, 0)]
+    image.SetOrigin(_geometry(volume).TransformContinuousIndexToPhysicalPoint(start_xyz))
     return image
 
 
