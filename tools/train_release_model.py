@@ -6,9 +6,9 @@ HU per tissue, some with pathology) plus the bundled real non-contrast CT. The t
 never trained on. Checkpoints and settings are chosen on fresh anatomies of the training bodies; the card's
 figures come from the test bodies.
 
-    python tools/train_release_model.py RUN --stage data                                   # ~5 min: RUN/coarse-data, RUN/refine-data (new seeds: --data-seeds)
-    python tools/train_release_model.py RUN --stage coarse --start dccseg-abdomen@0.3.0 --coarse-epochs 30   # ~35 min on one core (5 mm grid)
-    python tools/train_release_model.py RUN --stage refine --start dccseg-abdomen@0.3.0 --refine-prior degraded --refine-epochs 5   # ~22 min, at the same time
+    python tools/train_release_model.py RUN --stage data --data-seeds 47 26                # ~8 min: RUN/coarse-data, RUN/refine-data (new seeds for every step)
+    python tools/train_release_model.py RUN --stage coarse --start MODEL --coarse-epochs 30 --coarse-lr-scale 0.2   # ~35 min on one core (5 mm grid)
+    python tools/train_release_model.py RUN --stage refine --start MODEL --refine-prior degraded --refine-epochs 5   # ~25 min, at the same time
     python tools/train_release_model.py RUN --stage combine --fusion-trust 0.1             # RUN/model: the two stages as a model folder
     python tools/fusion_trust_sweep.py RUN/model VALIDATION                                 # the fusion band (docs/diagnose.md)
     python tools/coarse_scales_sweep.py RUN/model VALIDATION                                # the coarse grids (docs/networks.md)
@@ -39,17 +39,19 @@ from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-NAME, VERSION = "dccseg-abdomen", "0.4.1"
-LINEAGE = ("0.4.1 is 0.4.0 with the coarse network read at three grids (coarse_scales). 0.4.0 continues 0.3.0, which continued 0.2.0 (trained from "
+NAME, VERSION = "dccseg-abdomen", "0.4.2"
+LINEAGE = ("0.4.2 continues 0.4.1's two networks by two gentle steps, each on anatomies neither had seen: coarse 30 epochs at a fifth of the recipe's rate "
+           "(--coarse-lr-scale 0.2) on seed 46's and then seed 47's 500 anatomies (the set below); refine 5 epochs on seed 25's and then seed 26's 150 anatomies (the set below). "
+           "0.4.1 is 0.4.0 with the coarse network read at three grids (coarse_scales). 0.4.0 continues 0.3.0, which continued 0.2.0 (trained from "
            "scratch with this recipe: 250 coarse anatomies, seed 31, half with pathology; 100 refine anatomies, seed 22, no pathology). Coarse: 30 epochs at the recipe's learning rate on each of four sets of 500 anatomies, seeds 43 (0.3.0), 43 again, "
-           "44 and 45 (the set below), each continuation from the last. Refine: 0.3.0's (4 epochs at a fifth of the rate on 100 anatomies, seed 23), then 5 more on "
-           "150 new anatomies (seed 24, the set below), degraded priors on the 5 mm coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies "
+           "44 and 45, each continuation from the last. Refine: 0.3.0's (4 epochs at a fifth of the rate on 100 anatomies, seed 23), then 5 more on "
+           "150 new anatomies (seed 24), degraded priors on the 5 mm coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies "
            "(docs/diagnose.md). Coarse scales 0.8, 0.9, 1 (grids of 4, 4.5 and 5 mm, probabilities averaged), chosen on validation anatomies (tools/coarse_scales_sweep.py).")
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
-    "coarse-data": (500, "3.5,3.5,3.5", 45, 0.25, 0.3),
-    "refine-data": (150, "1.5,1.5,3", 24, 0.2, 0.3),
+    "coarse-data": (500, "3.5,3.5,3.5", 47, 0.25, 0.3),
+    "refine-data": (150, "1.5,1.5,3", 26, 0.2, 0.3),
 }
 COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
@@ -84,14 +86,15 @@ def anatomy_split(dataset_dir: Path) -> dict[str, list[str]]:
     return {"train": [i for i in ids if i not in val], "val": val}
 
 
-def continued(start: str | None) -> dict:
-    """Coarse training from a model's weights with the recipe's own schedule: its learning rate and no early stop (not a user's gentle fine-tune).
+def continued(start: str | None, lr_scale: float = 1.0) -> dict:
+    """Coarse training from a model's weights with the recipe's own schedule: its learning rate (times ``lr_scale``) and no early stop.
 
-    The refine stage keeps the fine-tune's fifth of the rate: that is the schedule measured in docs/diagnose.md.
+    0.4.2's gentle steps used a fifth of the rate. The refine stage keeps the fine-tune's fifth of the rate: that is the schedule measured in docs/diagnose.md.
     """
     if start is None:
         return {}
-    return {"coarse__optimizer": dataclasses.asdict(preset("default").coarse.optimizer), "coarse__patience": 0}
+    optimizer = dataclasses.asdict(preset("default").coarse.optimizer)
+    return {"coarse__optimizer": {**optimizer, "lr": optimizer["lr"] * lr_scale}, "coarse__patience": 0}
 
 
 def prepare_run(run: Path, data: Path) -> None:
@@ -189,6 +192,7 @@ def main() -> None:
                         help="coarse and refine are independent (the refine prior is degraded ground truth) and may run at once")
     parser.add_argument("--coarse-epochs", type=int, default=20)
     parser.add_argument("--refine-epochs", type=int, default=5)
+    parser.add_argument("--coarse-lr-scale", type=float, default=1.0, help="coarse with --start: the recipe's learning rate times this (0.4.2's gentle steps: 0.2)")
     parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
     parser.add_argument("--refine-prior", choices=("degraded", "realistic"), default="realistic", help="refine: the attention masks of training patches (docs/networks.md)")
     parser.add_argument("--start", metavar="MODEL", help="coarse, refine: start from this model's weights (a name, name@version or model folder) instead of from scratch")
@@ -212,7 +216,7 @@ def main() -> None:
         spacing, crop, channels = COARSE_VARIANTS[args.coarse_variant]
         overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": crop, "coarse__validate_every": 1, "phase__synthetic_cases": 0,
                      "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
-        train_coarse(args.run / "coarse-data", run, config="default", overrides={**overrides, **continued(args.start)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
+        train_coarse(args.run / "coarse-data", run, config="default", overrides={**overrides, **continued(args.start, args.coarse_lr_scale)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
     elif args.stage == "card":
         finish_card(args.run, args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)})
     elif args.stage == "select":

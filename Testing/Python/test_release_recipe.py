@@ -1,0 +1,27 @@
+"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from dccseg.training.configs import preset
+
+
+def _recipe():
+    path = Path(__file__).resolve().parents[2] / "tools" / "train_release_model.py"
+    spec = importlib.util.spec_from_file_location("train_release_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_continuation_scales_the_recipe_learning_rate():
+    recipe = _recipe()
+    rate = preset("default").coarse.optimizer.lr
+    assert recipe.continued(None) == {}
+    full, gentle = recipe.continued("dccseg-abdomen", 1.0), recipe.continued("dccseg-abdomen", 0.2)
+    assert full["coarse__optimizer"]["lr"] == rate
+    assert gentle["coarse__optimizer"]["lr"] == pytest.approx(rate / 5)
+    assert gentle["coarse__optimizer"] == {**full["coarse__optimizer"], "lr": gentle["coarse__optimizer"]["lr"]}
+    assert gentle["coarse__patience"] == 0
