@@ -6,7 +6,7 @@ HU per tissue, some with pathology) plus the bundled real non-contrast CT. The t
 never trained on. Checkpoints and settings are chosen on fresh anatomies of the training bodies; the card's
 figures come from the test bodies.
 
-    python tools/train_release_model.py RUN --stage data --data-seeds 47 26                # ~8 min: RUN/coarse-data, RUN/refine-data (new seeds for every step)
+    python tools/train_release_model.py RUN --stage data --data-seeds 48 27                # ~8 min: RUN/coarse-data, RUN/refine-data (new seeds for every step)
     python tools/train_release_model.py RUN --stage coarse --start MODEL --coarse-epochs 30 --coarse-lr-scale 0.2   # ~35 min on one core (5 mm grid)
     python tools/train_release_model.py RUN --stage refine --start MODEL --refine-prior degraded --refine-epochs 5   # ~25 min, at the same time
     python tools/train_release_model.py RUN --stage combine --fusion-trust 0.1             # RUN/model: the two stages as a model folder
@@ -39,9 +39,9 @@ from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-NAME, VERSION = "dccseg-abdomen", "0.4.2"
-LINEAGE = ("0.4.2 continues 0.4.1's two networks by two gentle steps, each on anatomies neither had seen: coarse 30 epochs at a fifth of the recipe's rate "
-           "(--coarse-lr-scale 0.2) on seed 46's and then seed 47's 500 anatomies (the set below); refine 5 epochs on seed 25's and then seed 26's 150 anatomies (the set below). "
+NAME, VERSION = "dccseg-abdomen", "0.4.3"
+LINEAGE = ("0.4.3 continues 0.4.1's two networks by three gentle steps, each on anatomies neither had seen: coarse 30 epochs at a fifth of the recipe's rate "
+           "(--coarse-lr-scale 0.2) on seed 46's, seed 47's and then seed 48's 500 anatomies (the set below); refine 5 epochs on seed 25's, 26's and then 27's 150 anatomies (the set below). "
            "0.4.1 is 0.4.0 with the coarse network read at three grids (coarse_scales). 0.4.0 continues 0.3.0, which continued 0.2.0 (trained from "
            "scratch with this recipe: 250 coarse anatomies, seed 31, half with pathology; 100 refine anatomies, seed 22, no pathology). Coarse: 30 epochs at the recipe's learning rate on each of four sets of 500 anatomies, seeds 43 (0.3.0), 43 again, "
            "44 and 45, each continuation from the last. Refine: 0.3.0's (4 epochs at a fifth of the rate on 100 anatomies, seed 23), then 5 more on "
@@ -50,8 +50,8 @@ LINEAGE = ("0.4.2 continues 0.4.1's two networks by two gentle steps, each on an
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
-    "coarse-data": (500, "3.5,3.5,3.5", 47, 0.25, 0.3),
-    "refine-data": (150, "1.5,1.5,3", 26, 0.2, 0.3),
+    "coarse-data": (500, "3.5,3.5,3.5", 48, 0.25, 0.3),
+    "refine-data": (150, "1.5,1.5,3", 27, 0.2, 0.3),
 }
 COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
@@ -89,7 +89,7 @@ def anatomy_split(dataset_dir: Path) -> dict[str, list[str]]:
 def continued(start: str | None, lr_scale: float = 1.0) -> dict:
     """Coarse training from a model's weights with the recipe's own schedule: its learning rate (times ``lr_scale``) and no early stop.
 
-    0.4.2's gentle steps used a fifth of the rate. The refine stage keeps the fine-tune's fifth of the rate: that is the schedule measured in docs/diagnose.md.
+    The gentle steps of 0.4.2 and 0.4.3 used a fifth of the rate. The refine stage keeps the fine-tune's fifth of the rate: that is the schedule measured in docs/diagnose.md.
     """
     if start is None:
         return {}
@@ -192,7 +192,7 @@ def main() -> None:
                         help="coarse and refine are independent (the refine prior is degraded ground truth) and may run at once")
     parser.add_argument("--coarse-epochs", type=int, default=20)
     parser.add_argument("--refine-epochs", type=int, default=5)
-    parser.add_argument("--coarse-lr-scale", type=float, default=1.0, help="coarse with --start: the recipe's learning rate times this (0.4.2's gentle steps: 0.2)")
+    parser.add_argument("--coarse-lr-scale", type=float, default=1.0, help="coarse with --start: the recipe's learning rate times this (the gentle steps of 0.4.2 and 0.4.3: 0.2)")
     parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
     parser.add_argument("--refine-prior", choices=("degraded", "realistic"), default="realistic", help="refine: the attention masks of training patches (docs/networks.md)")
     parser.add_argument("--start", metavar="MODEL", help="coarse, refine: start from this model's weights (a name, name@version or model folder) instead of from scratch")
