@@ -101,6 +101,17 @@ def resample_like(volume: Volume, reference: Volume, is_label: bool) -> Volume:
     return _resample_to_grid(volume, reference.size_xyz, reference.spacing, reference.origin, reference.direction, is_label)
 
 
+def attention_labels(prior: Volume, grid: Volume) -> Volume:
+    """Coarse-grid labels ``prior`` on ``grid`` by nearest neighbour, for the refine stage's attention channel.
+
+    ``resample`` rounds a grid's size, so the coarse grid's last voxel can end short of a finer grid's last slices;
+    there the labels of ``prior``'s edge voxels carry on (up to one coarse voxel past it) instead of falling outside.
+    """
+    padded = np.pad(prior.array, 1, mode="edge")
+    origin = np.asarray(prior.origin) - np.asarray(prior.direction, dtype=float).reshape(3, 3) @ np.asarray(prior.spacing)
+    return resample_like(Volume(padded, prior.spacing, tuple(float(v) for v in origin), prior.direction), grid, is_label=True)
+
+
 def _resample_to_grid(volume: Volume, size, spacing, origin, direction, is_label: bool) -> Volume:
     same = tuple(size) == volume.size_xyz and np.allclose(spacing, volume.spacing, atol=0, rtol=1e-9) and np.allclose(origin, volume.origin, atol=1e-9) and np.allclose(direction, volume.direction, atol=1e-12)
     if same:

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from dccseg import preprocess
-from dccseg.preprocess import IntensityConfig, intensity_bounds, normalize_ct, resample, resample_like, to_canonical
+from dccseg.preprocess import IntensityConfig, attention_labels, intensity_bounds, normalize_ct, resample, resample_like, to_canonical
 from dccseg.volume import Volume
 
 
@@ -84,6 +84,18 @@ def test_label_upsampling_by_an_integer_factor_round_trips():
     assert fine.size_xyz == (18, 10, 4) and fine.array.dtype == np.uint8
     assert set(np.unique(fine.array)) <= set(np.unique(labels.array))
     assert np.array_equal(resample_like(fine, labels, is_label=True).array, labels.array)
+
+
+@pytest.mark.parametrize("flip", [1.0, -1.0])
+def test_attention_labels_reach_the_last_slices_of_a_finer_grid(flip):
+    """37 slices of 3 mm on the 5 mm coarse grid: 22 centres, the last 2.5 mm short of the scan's last slice."""
+    direction = tuple(np.diag([1.0, flip, flip]).ravel())
+    scan = Volume(np.zeros((37, 6, 6), dtype=np.uint8), (1.0, 1.0, 3.0), (0.0, 0.0, 0.0), direction)
+    scan.array[:, 1:5, 1:5] = 8
+    coarse = resample(scan, (1.0, 1.0, 5.0), is_label=True)
+    assert coarse.shape[0] == 22 and not resample_like(coarse, scan, is_label=True).array[-1].any()
+    attention = attention_labels(coarse, scan)
+    assert attention.same_grid(scan) and np.array_equal(attention.array, scan.array)
 
 
 def test_linear_resampling_of_a_ramp_is_exact_inside():

@@ -26,7 +26,7 @@ from dccseg.inference.pipeline import refine_votes
 from dccseg.inference.settings import InferenceSettings
 from dccseg.networks import RefineConfig, build_refine_net
 from dccseg.organs import ORGAN_BY_LABEL
-from dccseg.preprocess import normalize_ct, resample_like
+from dccseg.preprocess import attention_labels, normalize_ct
 from dccseg.training.cases import on_grid, read_canonical
 from dccseg.training.export import load_part
 from dccseg.training.priors import degraded_prior
@@ -50,7 +50,7 @@ def load_test_cases(dataset_dir: Path, preprocessing: dict[str, Any], prior_seed
         _, labels_c = on_grid(ct, labels, settings.coarse_spacing)
         prior = degraded_prior(labels_c, np.random.default_rng([prior_seed, index]))
         ct_r, labels_r = on_grid(ct, labels, settings.refine_grid_spacing(ct.spacing[2]))
-        prior_r = resample_like(prior, labels_r, is_label=True)
+        prior_r = attention_labels(prior, labels_r)
         image = torch.from_numpy(normalize_ct(ct_r.array, settings.intensity))
         cases.append(TestCase(case.id, case.phase, image, prior_r.array.astype(np.uint8), labels_r.array.astype(np.uint8)))
     return cases

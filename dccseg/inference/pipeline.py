@@ -24,7 +24,7 @@ from ..fusion import VoteAccumulator, fuse, vote_ambiguity
 from ..networks import CoarseConfig, RefineConfig, make_refine_input, pad_to_multiple
 from ..organs import ORGAN_BY_LABEL, Organ
 from ..patches import extract_patches, organ_slice_centers
-from ..preprocess import normalize_ct, resample, resample_like, to_canonical
+from ..preprocess import attention_labels, normalize_ct, resample, to_canonical
 from ..progress import QUIET, Progress
 from ..postprocess import keep_largest_components
 from ..volume import Volume
@@ -119,7 +119,7 @@ def labels_from_prior(
     if refined_organs:
         if image is None:
             raise ValueError("refining organs needs the refine image")
-        labels = resample_like(prior, image.grid, is_label=True).array
+        labels = attention_labels(prior, image.grid).array
         accumulators = refine_votes(image.image, labels, refined_organs, model, settings, progress, batch_size)
         if ambiguity is not None:
             ambiguity.update({acc.label: vote_ambiguity(acc) for acc in accumulators})

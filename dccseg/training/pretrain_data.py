@@ -28,7 +28,7 @@ from dccseg.losses import PretrainTargets
 from dccseg.networks import make_refine_input
 from dccseg.organs import PHASES
 from dccseg.patches import IMAGE_PAD, crop_patches, training_centers
-from dccseg.preprocess import IntensityConfig, normalize_ct, resample_like
+from dccseg.preprocess import IntensityConfig, attention_labels, normalize_ct
 from dccseg.training.cases import CaseVolumes, on_grid, read_canonical
 from dccseg.training.priors import degraded_prior, out_of_fold_priors, predicted_prior
 from dccseg.training.views import ViewConfig, apply_intensity_jitter, two_views
@@ -70,7 +70,7 @@ def d_intensity(config: IntensityConfig, d_scale: str) -> IntensityConfig | None
 
 def pretrain_case(case_id: str, phase: str, ct: Volume, prior: Volume, settings: InferenceSettings, d_scale: str) -> PretrainCase:
     """A case on the refine grid (``ct`` canonical HU on that grid, ``prior`` on any grid)."""
-    prior_r = resample_like(prior, ct, is_label=True).array.astype(np.uint8)
+    prior_r = attention_labels(prior, ct).array.astype(np.uint8)
     image = torch.from_numpy(normalize_ct(ct.array, settings.intensity))
     d_config = d_intensity(settings.intensity, d_scale)
     d_image = image if d_config is None else torch.from_numpy(normalize_ct(ct.array, d_config))

@@ -17,7 +17,7 @@ import torch
 from dccseg.inference.settings import InferenceSettings
 from dccseg.networks import make_refine_input
 from dccseg.patches import crop_patches, extract_patches, training_centers
-from dccseg.preprocess import normalize_ct, resample_like
+from dccseg.preprocess import attention_labels, normalize_ct
 from dccseg.training.augment import random_phase
 from dccseg.training.cases import on_grid
 from dccseg.volume import Volume
@@ -37,7 +37,7 @@ class RefineCase:
 def refine_case(case_id: str, phase: str, ct: Volume, labels: Volume, prior: Volume, settings: InferenceSettings, variants: int, rng: np.random.Generator) -> RefineCase:
     """The case on the refine grid (canonical CT and labels in, coarse-grid prior in)."""
     ct_r, labels_r = on_grid(ct, labels, settings.refine_grid_spacing(ct.spacing[2]))
-    prior_r = resample_like(prior, labels_r, is_label=True)
+    prior_r = attention_labels(prior, labels_r)
     versions = [ct_r] + [random_phase(ct_r, labels_r, phase, rng, 1.0) for _ in range(variants)]
     unique = {id(v): v for v in versions}  # an unknown-phase case cannot be re-rendered
     images = [torch.from_numpy(normalize_ct(v.array, settings.intensity)) for v in unique.values()]
