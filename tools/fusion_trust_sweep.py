@@ -25,7 +25,7 @@ from dccseg.inference.settings import InferenceSettings
 from dccseg.inference.stages import oracle_prior
 from dccseg.io import read_image, read_labelmap
 from dccseg.organs import ORGANS
-from dccseg.preprocess import resample_like, to_canonical
+from dccseg.preprocess import attention_labels, resample_like, to_canonical
 from dccseg.store import load_model
 
 TRUSTS = (None, 0.4, 0.3, 0.2, 0.1, 0.05)
@@ -41,7 +41,7 @@ def case_scores(case, model, settings: InferenceSettings) -> dict[str, dict[str,
     truth = resample_like(to_canonical(reference)[0], image.grid, is_label=True).array
     scores: dict[str, dict[str, float]] = {}
     for source, prior in (("own", coarse), ("oracle", oracle_prior(reference, coarse))):
-        attention, kept = resample_like(prior, image.grid, is_label=True).array, fusion_prior(prior, image.grid)
+        attention, kept = attention_labels(prior, image.grid).array, fusion_prior(prior, image.grid)
         votes = refine_votes(image.image, attention, [o.label for o in ORGANS], model, settings)
         results = {f"{source} prior": kept}
         results.update({f"{source} {trust}": fuse(image.grid.shape, votes, torch.from_numpy(kept), trust).numpy() for trust in TRUSTS})
