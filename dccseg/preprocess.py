@@ -108,8 +108,13 @@ def attention_labels(prior: Volume, grid: Volume) -> Volume:
     there the labels of ``prior``'s edge voxels carry on (up to one coarse voxel past it) instead of falling outside.
     """
     padded = np.pad(prior.array, 1, mode="edge")
-    origin = np.asarray(prior.origin) - np.asarray(prior.direction, dtype=float).reshape(3, 3) @ np.asarray(prior.spacing)
-    return resample_like(Volume(padded, prior.spacing, tuple(float(v) for v in origin), prior.direction), grid, is_label=True)
+    return resample_like(Volume(padded, prior.spacing, _voxel_point(prior, (-1, -1, -1)), prior.direction), grid, is_label=True)
+
+
+def _voxel_point(volume: Volume, index_xyz) -> tuple[float, float, float]:
+    """The physical point (x, y, z mm) of voxel index ``index_xyz`` of ``volume`` (it may lie outside the array)."""
+    point = np.asarray(volume.origin) + np.asarray(volume.direction, dtype=np.float64).reshape(3, 3) @ (np.asarray(volume.spacing) * np.asarray(index_xyz, dtype=np.float64))
+    return tuple(float(v) for v in point)
 
 
 def _resample_to_grid(volume: Volume, size, spacing, origin, direction, is_label: bool) -> Volume:
@@ -163,8 +168,7 @@ def _resample_in_slabs(volume: Volume, size, spacing, origin, direction, is_labe
         box = _index_box(volume, np.asarray(origin) + corners @ axes.T)
         if box is None:
             continue
-        crop_origin = np.asarray(volume.origin) + np.asarray(volume.direction).reshape(3, 3) @ (np.asarray(volume.spacing) * [b.start for b in box[::-1]])
-        crop = Volume(volume.array[box], volume.spacing, tuple(crop_origin.tolist()), volume.direction)
+        crop = Volume(volume.array[box], volume.spacing, _voxel_point(volume, [b.start for b in box[::-1]]), volume.direction)
         slab_origin = np.asarray(origin) + axes[:, 2] * first
         part = Volume.from_sitk(_resample_image(crop, (size[0], size[1], last - first), spacing, slab_origin, direction, is_label, default))
         out[first:last] = part.array
