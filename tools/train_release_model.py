@@ -9,7 +9,7 @@ figures come from the test bodies.
     python tools/train_release_model.py RUN --stage data --data-seeds 48 27                # ~8 min: RUN/coarse-data, RUN/refine-data (new seeds for every step)
     python tools/train_release_model.py RUN --stage coarse --start MODEL --coarse-epochs 30 --coarse-lr-scale 0.2   # ~35 min on one core (5 mm grid)
     python tools/train_release_model.py RUN --stage refine --start MODEL --refine-prior degraded --refine-epochs 5   # ~25 min, at the same time
-    python tools/train_release_model.py RUN --stage combine --fusion-trust 0.1             # RUN/model: the two stages as a model folder
+    python tools/train_release_model.py RUN --stage combine --fusion-trust 0.3             # RUN/model: the two stages as a model folder
     python tools/fusion_trust_sweep.py RUN/model VALIDATION                                 # the fusion band (docs/diagnose.md)
     python tools/coarse_scales_sweep.py RUN/model VALIDATION                                # the coarse grids (docs/networks.md)
     dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
@@ -39,14 +39,14 @@ from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-NAME, VERSION = "dccseg-abdomen", "0.4.3"
-LINEAGE = ("0.4.3 continues 0.4.1's two networks by three gentle steps, each on anatomies neither had seen: coarse 30 epochs at a fifth of the recipe's rate "
+NAME, VERSION = "dccseg-abdomen", "0.4.4"
+LINEAGE = ("0.4.4 is 0.4.3's two networks with fusion_trust 0.3 (was 0.1), re-chosen on validation anatomies once the attention channel reached a scan's last slices (docs/diagnose.md). "
+           "0.4.3 continues 0.4.1's two networks by three gentle steps, each on anatomies neither had seen: coarse 30 epochs at a fifth of the recipe's rate "
            "(--coarse-lr-scale 0.2) on seed 46's, seed 47's and then seed 48's 500 anatomies (the set below); refine 5 epochs on seed 25's, 26's and then 27's 150 anatomies (the set below). "
            "0.4.1 is 0.4.0 with the coarse network read at three grids (coarse_scales). 0.4.0 continues 0.3.0, which continued 0.2.0 (trained from "
            "scratch with this recipe: 250 coarse anatomies, seed 31, half with pathology; 100 refine anatomies, seed 22, no pathology). Coarse: 30 epochs at the recipe's learning rate on each of four sets of 500 anatomies, seeds 43 (0.3.0), 43 again, "
            "44 and 45, each continuation from the last. Refine: 0.3.0's (4 epochs at a fifth of the rate on 100 anatomies, seed 23), then 5 more on "
-           "150 new anatomies (seed 24), degraded priors on the 5 mm coarse grid. Fusion: fusion_trust 0.1, chosen on validation anatomies "
-           "(docs/diagnose.md). Coarse scales 0.8, 0.9, 1 (grids of 4, 4.5 and 5 mm, probabilities averaged), chosen on validation anatomies (tools/coarse_scales_sweep.py).")
+           "150 new anatomies (seed 24), degraded priors on the 5 mm coarse grid. Coarse scales 0.8, 0.9, 1 (grids of 4, 4.5 and 5 mm, probabilities averaged), chosen on validation anatomies (tools/coarse_scales_sweep.py).")
 REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_example"
 VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
