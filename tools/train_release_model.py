@@ -20,6 +20,7 @@ Without ``--start`` the coarse and refine stages train from scratch (0.2.0 did: 
 ``LINEAGE`` says how the shipped version was made. Every continuation gets anatomies it has not seen (new seeds):
 a second pass over the same set gained less on validation and lost on the real scans (docs/networks.md).
 `--stage select --coarse-run A B` compares coarse runs on their validation anatomies.
+`--refine-prior coarse` trains the refine step on the `--start` model's coarse masks of the new anatomies instead of degraded ground truth (docs/diagnose.md).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import sys
 from pathlib import Path
 
 from dccseg.dataset import Dataset
+from dccseg.errors import DccsegError
 from dccseg.networks import CoarseConfig
 from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import Progress
@@ -95,6 +97,18 @@ def continued(start: str | None, lr_scale: float = 1.0) -> dict:
         return {}
     optimizer = dataclasses.asdict(preset("default").coarse.optimizer)
     return {"coarse__optimizer": {**optimizer, "lr": optimizer["lr"] * lr_scale}, "coarse__patience": 0}
+
+
+def prior_coarse(prior: str, start: str | None) -> str | None:
+    """The model whose coarse network draws the refine stage's training priors: ``start``'s for the ``coarse`` prior, none for the synthetic ones.
+
+    On anatomies it never saw, a coarse network's masks carry the errors it makes on a new patient (docs/diagnose.md).
+    """
+    if prior != "coarse":
+        return None
+    if start is None:
+        raise DccsegError("--refine-prior coarse needs --start MODEL: that model's coarse network draws the priors")
+    return start
 
 
 def prepare_run(run: Path, data: Path) -> None:
@@ -194,7 +208,8 @@ def main() -> None:
     parser.add_argument("--refine-epochs", type=int, default=5)
     parser.add_argument("--coarse-lr-scale", type=float, default=1.0, help="coarse with --start: the recipe's learning rate times this (the gentle steps of 0.4.2 and 0.4.3: 0.2)")
     parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
-    parser.add_argument("--refine-prior", choices=("degraded", "realistic"), default="realistic", help="refine: the attention masks of training patches (docs/networks.md)")
+    parser.add_argument("--refine-prior", choices=("degraded", "realistic", "coarse"), default="realistic",
+                        help="refine: the attention masks of training patches (docs/diagnose.md); coarse: the --start model's coarse masks of the new anatomies")
     parser.add_argument("--start", metavar="MODEL", help="coarse, refine: start from this model's weights (a name, name@version or model folder) instead of from scratch")
     parser.add_argument("--fusion-trust", type=float, help="combine: the card's fusion_trust, chosen on validation anatomies (docs/diagnose.md); default plain majority vote")
     parser.add_argument("--coarse-scales", type=float, nargs="+", default=COARSE_SCALES, help=f"combine: the card's coarse_scales (default {' '.join(map(str, COARSE_SCALES))})")
@@ -222,10 +237,15 @@ def main() -> None:
     elif args.stage == "select":
         select_coarse(args.coarse_run)
     elif args.stage == "refine":
+        try:
+            coarse = prior_coarse(args.refine_prior, args.start)
+        except DccsegError as error:
+            parser.error(str(error))
         prepare_run(args.run / "refine-run", args.run / "refine-data")
         overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": args.refine_prior, "refine__val_patches_per_organ": 5,
                      "preprocessing__coarse_spacing": COARSE_VARIANTS[args.coarse_variant][0]}  # priors on the grid inference gives them
-        train_refine(args.run / "refine-data", args.run / "refine-run", config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress, start=args.start)
+        train_refine(args.run / "refine-data", args.run / "refine-run", coarse=coarse, config="default", overrides=overrides, device="cpu",
+                     resume=args.resume, progress=progress, start=args.start)
     else:
         print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run", args.version, args.fusion_trust, tuple(args.coarse_scales)))
 

@@ -1,10 +1,11 @@
-"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for."""
+"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for; the coarse prior comes from the start model."""
 
 import importlib.util
 from pathlib import Path
 
 import pytest
 
+from dccseg.errors import DccsegError
 from dccseg.training.configs import preset
 
 
@@ -25,3 +26,11 @@ def test_continuation_scales_the_recipe_learning_rate():
     assert gentle["coarse__optimizer"]["lr"] == pytest.approx(rate / 5)
     assert gentle["coarse__optimizer"] == {**full["coarse__optimizer"], "lr": gentle["coarse__optimizer"]["lr"]}
     assert gentle["coarse__patience"] == 0
+
+
+def test_the_coarse_prior_is_drawn_by_the_start_models_coarse_network():
+    recipe = _recipe()
+    assert recipe.prior_coarse("coarse", "dccseg-abdomen@0.4.4") == "dccseg-abdomen@0.4.4"
+    assert recipe.prior_coarse("degraded", "dccseg-abdomen@0.4.4") is None and recipe.prior_coarse("realistic", None) is None
+    with pytest.raises(DccsegError, match="needs --start MODEL"):
+        recipe.prior_coarse("coarse", None)
