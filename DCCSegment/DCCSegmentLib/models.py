@@ -9,6 +9,7 @@ from .engine import Engine, EngineCall
 
 DEFAULT_MODEL_NAME = "dccseg-abdomen"
 _MEAN_DICE_KEYS = ("dice_mean", "val_dice_mean", "mean_dice")
+WEAK_DICE = 0.5
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ModelInfo:
     mean_dice: float | None
     training_data: str
     organs: tuple[dict, ...]
+    weak_organs: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -40,6 +42,10 @@ class ModelInfo:
         if self.training_data:
             parts.append(f"trained on {self.training_data}")
         return "; ".join(parts)
+
+    def caution(self) -> str:
+        """What to check first in Segment Editor: the organs the card measured below ``WEAK_DICE`` on cases the model did not train on."""
+        return f"Dice below {WEAK_DICE} on cases it did not train on: {', '.join(self.weak_organs)}. Check these first." if self.weak_organs else ""
 
 
 def parse_model_list(document: Any) -> list[ModelInfo]:
@@ -84,7 +90,17 @@ def _model_from_entry(entry: dict) -> ModelInfo:
         mean_dice=_mean_dice(metrics),
         training_data=_training_summary(training.get("data")),
         organs=tuple(o for o in card.get("organs", []) if isinstance(o, dict)),
+        weak_organs=_weak_organs(metrics, card.get("organs", [])),
     )
+
+
+def _weak_organs(metrics: dict, organs: Any) -> tuple[str, ...]:
+    """Organs below ``WEAK_DICE`` on any set of unseen bodies in the card (``metrics.unseen``), else in its per-organ validation table, by display name."""
+    unseen = metrics.get("unseen")
+    tables = [s.get("dice_per_organ") for s in unseen.values() if isinstance(s, dict)] if isinstance(unseen, dict) else [metrics.get("dice")]
+    names = {o.get("key"): o.get("name") or o.get("key") for o in organs if isinstance(o, dict)} if isinstance(organs, list) else {}
+    weak = {key: None for table in tables if isinstance(table, dict) for key, dice in table.items() if _is_number(dice) and dice < WEAK_DICE}
+    return tuple(str(names.get(key, key)) for key in weak)
 
 
 def _mean_dice(metrics: dict) -> float | None:

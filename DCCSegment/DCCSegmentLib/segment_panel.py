@@ -182,7 +182,7 @@ class SegmentPanel:
     def _on_model_changed(self, _index: int = 0) -> None:
         qt.QSettings().setValue(MODEL_KEY, self.model_combo.currentData or "")
         model = self._selected_model()
-        self.model_summary.text = (model.summary() + (f"\n{model.description}" if model.description else "")) if model else "No model found in the store."
+        self.model_summary.text = "\n".join(t for t in (model.summary(), model.description, model.caution()) if t) if model else "No model found in the store."
         self._fill_organs(model.organs if model else None)
 
     def _fill_organs(self, card_organs) -> None:

@@ -389,6 +389,21 @@ def test_parse_model_list_summarises_cards_and_picks_the_newest():
     assert parse_model_list(document)[-1].mean_dice == 0.5, "dice_mean wins over the per-organ table"
 
 
+def test_the_model_panel_names_the_organs_the_card_measured_weak_on_unseen_cases():
+    entry = {"name": "dccseg-abdomen", "version": "0.4.4", "builtin": True, "card": card("dccseg-abdomen", "0.4.4", "", 0.55, None)}
+    entry["card"]["organs"].append({"label": 4, "key": "gallbladder", "name": "gallbladder"})
+    entry["card"]["metrics"]["unseen"] = {"synthetic": {"dice_per_organ": {"spleen": 0.7, "gallbladder": 0.49}},
+                                          "real": {"dice_per_organ": {"spleen": 0.45, "gallbladder": None, "pancreas": 0.2}}}
+    (model,) = parse_model_list([entry])
+    assert model.weak_organs == ("gallbladder", "spleen", "pancreas")
+    assert model.caution() == "Dice below 0.5 on cases it did not train on: gallbladder, spleen, pancreas. Check these first."
+    del entry["card"]["metrics"]["unseen"]
+    (model,) = parse_model_list([entry])
+    assert model.weak_organs == ("liver",), "without unseen sets, the card's own validation table"
+    entry["card"]["metrics"] = {}
+    assert parse_model_list([entry])[0].caution() == ""
+
+
 @functools.cache
 def engine_cli_builds() -> bool:
     try:
