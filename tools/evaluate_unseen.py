@@ -5,6 +5,8 @@
 MODEL is a model reference or folder. WORK keeps the test sets (made once) and the results
 (``WORK/results-<model>/*.json``, one per set, from ``dccseg evaluate --json-out``). The synthetic set is
 s0006 and s0009 (``BODY_SPLIT["test"]``), 3 anatomies each x 4 phases, whole field of view, at 1.5x1.5x3 mm.
+The pathology set is 3 more anatomies of each, every one drawn with pathology (``phantom synth --pathology 1``: a
+lesion inside an organ is that organ), in arterial and portal-venous phase, as contrast-enhanced scans of patients come.
 With ``--shared`` the real scans join: s0009's non-contrast CT and the portal-venous DICOM slab of another
 patient, with their organ references (never trained on; they stand in for every patient not seen).
 """
@@ -20,7 +22,8 @@ from pathlib import Path
 from dccseg.phantoms.templates import BODY_SPLIT
 
 ANATOMIES_PER_BODY = 3
-SEED = 900
+SEED, PATHOLOGY_SEED = 900, 901
+PATHOLOGY_PHASES = "arterial,portal-venous"
 
 
 def _dccseg(*args: str) -> None:
@@ -32,6 +35,10 @@ def make_sets(work: Path, shared: Path | None) -> dict[str, Path]:
     if not sets["unseen-synthetic"].exists():
         _dccseg("phantom", "synth", str(sets["unseen-synthetic"]), "--template", ",".join(BODY_SPLIT["test"]), "--count", str(ANATOMIES_PER_BODY * len(BODY_SPLIT["test"])),
                 "--phase", "all", "--whole-view", "--seed", str(SEED), "--spacing", "1.5,1.5,3")
+    sets["unseen-pathology"] = work / "unseen-pathology"
+    if not sets["unseen-pathology"].exists():
+        _dccseg("phantom", "synth", str(sets["unseen-pathology"]), "--template", ",".join(BODY_SPLIT["test"]), "--count", str(ANATOMIES_PER_BODY * len(BODY_SPLIT["test"])),
+                "--phase", PATHOLOGY_PHASES, "--pathology", "1", "--whole-view", "--seed", str(PATHOLOGY_SEED), "--spacing", "1.5,1.5,3")
     if shared is not None:
         sets["unseen-real"] = work / "unseen-real"
         if not sets["unseen-real"].exists():
@@ -59,10 +66,11 @@ def card_metrics(results: dict[str, dict]) -> dict[str, dict]:
 
 
 def markdown_table(metrics: dict[str, dict]) -> str:
-    """Organs as rows; the synthetic test bodies, each phase and each real scan as columns."""
+    """Organs as rows; the synthetic test bodies, each phase, the pathology set and each real scan as columns."""
     synthetic, real = metrics.get("unseen-synthetic", {}), metrics.get("unseen-real", {})
     columns = [(f"synthetic {b}", s) for b, s in synthetic.get("per_subject", {}).items()]
     columns += [(f"synthetic {p}", s) for p, s in synthetic.get("per_phase", {}).items()]
+    columns += [("synthetic with pathology", metrics["unseen-pathology"])] if "unseen-pathology" in metrics else []
     columns += [(f"real {b}", s) for b, s in real.get("per_subject", {}).items()]
     organs = list(synthetic.get("dice_per_organ", {})) or list(real.get("dice_per_organ", {}))
     rows = ["| organ | unseen synthetic | " + " | ".join(c for c, _ in columns) + " |", "|---|---|" + "---|" * len(columns)]
