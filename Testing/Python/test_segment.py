@@ -163,6 +163,31 @@ def test_a_card_coarse_scales_average_the_coarse_network_over_grids(tmp_path, ph
     assert one.array.shape == labels.array.shape and np.array_equal(one.array, logits.argmax(0).numpy())  # one scale: the plain argmax, as before
 
 
+def test_a_small_body_is_segmented_again_on_grids_scaled_to_its_size(tmp_path, phantom, monkeypatch):
+    import io
+    import json
+
+    from tiny_models import tiny_card
+
+    import dccseg.inference.pipeline as pipeline
+    from dccseg.progress import Progress
+
+    card = tiny_card(name="tiny-sizes")
+    sizes = {"liver": 1400.0, "spleen": 300.0, "kidney_right": 120.0, "kidney_left": 110.0}
+    sized = load_model("tiny-sizes", "cpu", store=ModelStore(register_tiny_model(tmp_path, ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, "size_reference_ml": sizes}}))))
+    measured, spacings, refine_spacings = [], [], []
+    monkeypatch.setattr(pipeline, "body_scale", lambda coarse, reference: measured.append(reference) or 0.5)
+    plain_coarse, plain_image = pipeline.coarse_labels, pipeline.RefineImage.of
+    monkeypatch.setattr(pipeline, "coarse_labels", lambda canonical, model, settings, progress=pipeline.QUIET: spacings.append(settings.coarse_spacing) or plain_coarse(canonical, model, settings, progress))
+    monkeypatch.setattr(pipeline.RefineImage, "of", classmethod(lambda cls, canonical, settings: refine_spacings.append(settings.refine_spacing) or plain_image(canonical, settings)))
+    stream = io.StringIO()
+    labels = segment_volume(phantom, sized, progress=Progress("json", stream))
+    assert measured == [sizes], "measured once, on the first pass"
+    assert spacings == [(8.0, 8.0, 8.0), (4.0, 4.0, 4.0)] and refine_spacings == [(3.0, 3.0)]
+    assert labels.same_grid(phantom, 1e-6) and labels.array.dtype == np.uint8
+    assert any("small body" in json.loads(line)["message"] for line in stream.getvalue().splitlines())
+
+
 def test_onto_grid_interpolates_like_resampling_the_volume():
     from dccseg.inference.pipeline import onto_grid
     from dccseg.preprocess import resample, resample_like

@@ -28,6 +28,7 @@ from ..preprocess import attention_labels, normalize_ct, resample, to_canonical
 from ..progress import QUIET, Progress
 from ..postprocess import keep_largest_components
 from ..volume import Volume
+from .body_size import body_scale
 from .device import BatchRunner, autocast
 from .memory import check_memory
 from .optimize import inference_network
@@ -63,7 +64,7 @@ def segment_volume(
     check_memory(ct)
     canonical, orientation = to_canonical(ct, copy=False)  # a view: the resampling copies only slabs of large CTs
     progress.update("coarse", 0.0, "coarse network")
-    coarse = coarse_labels(canonical, model, settings, progress)
+    coarse, settings = coarse_for_body(canonical, model, settings, progress)
     times["coarse"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -163,6 +164,17 @@ def wanted_organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]
     if missing:
         raise DccsegError(f"model {model.card.ref} does not segment {', '.join(missing)}; choose organs among {', '.join(o.key for o in model.card.organ_objects)}")
     return labels
+
+
+def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> tuple[Volume, InferenceSettings]:
+    """The coarse labels and the settings for the rest of the run: a clearly small body is read again on grids scaled to its size (``dccseg.inference.body_size``)."""
+    coarse = coarse_labels(canonical, model, settings, progress)
+    scale = body_scale(coarse, settings.size_reference_ml)
+    if scale == 1.0:
+        return coarse, settings
+    progress.log(f"a small body (organs {scale:.2f} of the training bodies' size): read again on grids {scale:.2f} times the model's")
+    settings = settings.scaled(scale)
+    return coarse_labels(canonical, model, settings, progress), settings
 
 
 def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> Volume:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..preprocess import IntensityConfig
@@ -28,6 +28,8 @@ class Preprocessing:
     """None: plain majority vote; t in (0, 0.5]: the refined patches overrule the coarse mask only where their mean probability is beyond t of 0 or 1 (``dccseg.fusion.fuse``)."""
     coarse_scales: tuple[float, ...] = (1.0,)
     """The coarse network also runs on grids of ``coarse_spacing`` times each scale; their probabilities are averaged on the coarse grid."""
+    size_reference_ml: dict[str, float] | None = None
+    """Mean organ volumes (ml) of the training data; when set, a clearly smaller body is read on grids scaled to its size (``dccseg.inference.body_size``)."""
 
     def __post_init__(self) -> None:
         if self.fusion_trust is not None and not 0.0 < self.fusion_trust <= 0.5:
@@ -39,6 +41,7 @@ class Preprocessing:
         """The card block; ``fusion_trust`` and ``coarse_scales`` only when set, so older cards stay as they were."""
         trust = {} if self.fusion_trust is None else {"fusion_trust": self.fusion_trust}
         scales = {} if self.coarse_scales == (1.0,) else {"coarse_scales": list(self.coarse_scales)}
+        sizes = {} if self.size_reference_ml is None else {"size_reference_ml": dict(self.size_reference_ml)}
         return {
             "intensity": self.intensity.to_dict(),
             "coarse_spacing": list(self.coarse_spacing),
@@ -49,6 +52,7 @@ class Preprocessing:
             "fast_patches_per_slice": self.fast_patches_per_slice,
             **trust,
             **scales,
+            **sizes,
         }
 
     @classmethod
@@ -64,6 +68,7 @@ class Preprocessing:
             fast_patches_per_slice=int(data["fast_patches_per_slice"]),
             fusion_trust=None if trust is None else float(trust),
             coarse_scales=tuple(float(v) for v in data.get("coarse_scales", (1.0,))),
+            size_reference_ml=None if data.get("size_reference_ml") is None else {k: float(v) for k, v in data["size_reference_ml"].items()},
         )
 
 
@@ -85,6 +90,7 @@ class InferenceSettings:
     patches_per_slice: int
     fusion_trust: float | None = None
     coarse_scales: tuple[float, ...] = (1.0,)
+    size_reference_ml: dict[str, float] | None = None
 
     @classmethod
     def from_card(cls, preprocessing: dict[str, Any], fast: bool = False) -> "InferenceSettings":
@@ -98,7 +104,13 @@ class InferenceSettings:
             patches_per_slice=block.fast_patches_per_slice if fast else block.patches_per_slice,
             fusion_trust=block.fusion_trust,
             coarse_scales=block.coarse_scales,
+            size_reference_ml=block.size_reference_ml,
         )
+
+    def scaled(self, factor: float) -> "InferenceSettings":
+        """These settings for a body ``factor`` times the training bodies' size: coarse and in-plane refine spacings times ``factor``, measured once."""
+        return replace(self, coarse_spacing=tuple(s * factor for s in self.coarse_spacing), refine_spacing=tuple(s * factor for s in self.refine_spacing),  # type: ignore[arg-type]
+                       size_reference_ml=None)
 
     def refine_grid_spacing(self, native_slice_spacing: float) -> tuple[float, float, float]:
         """In-plane ``refine_spacing``; slices at ``refine_slice_thickness`` but never thinner than the native ones."""

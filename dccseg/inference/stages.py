@@ -18,7 +18,7 @@ from ..preprocess import resample_like, to_canonical
 from ..progress import QUIET, Progress
 from ..store.card import STAGE_COLUMNS
 from ..volume import Volume
-from .pipeline import RefineImage, coarse_labels, geometry_only, labels_from_prior, wanted_organ_labels
+from .pipeline import RefineImage, coarse_for_body, geometry_only, labels_from_prior, wanted_organ_labels
 from .settings import InferenceSettings
 
 STAGES = STAGE_COLUMNS
@@ -57,7 +57,7 @@ def stage_predictions(
     start = time.perf_counter()
     canonical, orientation = to_canonical(ct)
     progress.update("coarse", 0.0, "coarse network")
-    coarse = coarse_labels(canonical, model, settings, progress)
+    coarse, settings = coarse_for_body(canonical, model, settings, progress)
     times["coarse"] = time.perf_counter() - start
     start = time.perf_counter()
     image = RefineImage.of(canonical, settings) if set(wanted) - skip else None

@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 from .. import __version__
 from ..errors import DccsegError
+from ..inference.body_size import SIZE_ORGANS
 from ..inference.settings import MAX_COARSE_SCALE, MIN_COARSE_SCALE, valid_coarse_scales
 from ..organs import ORGAN_BY_KEY, ORGANS, Organ
 
@@ -189,6 +190,9 @@ class ModelCard:
             raise DccsegError(f"model card {self.ref}: preprocessing.fusion_trust must be a number in (0, 0.5] or null (plain majority vote)")
         if "coarse_scales" in pre and not valid_coarse_scales(pre["coarse_scales"]):
             raise DccsegError(f"model card {self.ref}: preprocessing.coarse_scales must be a list of distinct numbers in [{MIN_COARSE_SCALE}, {MAX_COARSE_SCALE}] that includes 1")
+        sizes = pre.get("size_reference_ml")
+        if sizes is not None and not (isinstance(sizes, dict) and sizes and all(k in SIZE_ORGANS and _positive(v) for k, v in sizes.items())):
+            raise DccsegError(f"model card {self.ref}: preprocessing.size_reference_ml must map some of {', '.join(SIZE_ORGANS)} to positive volumes in ml, or be null")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,0 +1,70 @@
+"""dccseg.inference.body_size: a body clearly smaller than the training bodies is read on grids scaled to its size; adults and partial scans are not."""
+
+import numpy as np
+import pytest
+
+from dccseg.errors import DccsegError
+from dccseg.inference.body_size import MIN_FACTOR, body_scale, size_factor
+from dccseg.inference.settings import InferenceSettings
+from dccseg.organs import ORGAN_BY_KEY
+from dccseg.volume import Volume
+
+REFERENCE = {"liver": 64.0, "spleen": 8.0, "kidney_right": 8.0, "kidney_left": 8.0}  # ml: cubes of 4 and 2 cm
+
+
+def body(scale: float, cut_liver: bool = False, organs=("liver", "spleen", "kidney_right", "kidney_left")) -> Volume:
+    """A coarse label map at 2.5 mm holding cubes of the reference volumes, every edge times ``scale`` (z, y, x)."""
+    labels = np.zeros((40, 60, 60), dtype=np.uint8)
+    corners = {"liver": (5, 5, 5), "spleen": (5, 40, 40), "kidney_right": (22, 5, 40), "kidney_left": (22, 40, 5)}
+    for key in organs:
+        edge = max(1, round((40 if key == "liver" else 20) * scale / 2.5))
+        z, y, x = corners[key]
+        labels[z:z + edge, y:y + edge, x:x + edge] = ORGAN_BY_KEY[key].label
+    if cut_liver:
+        labels[:5] = np.where(labels[5] == ORGAN_BY_KEY["liver"].label, labels[5], 0)[None]
+    return Volume(labels, (2.5, 2.5, 2.5), (0.0, 0.0, 0.0), np.eye(3))
+
+
+def test_an_adult_keeps_the_cards_grids_and_a_child_is_read_on_finer_ones():
+    assert size_factor(body(1.0), REFERENCE) == pytest.approx(1.0)
+    assert body_scale(body(1.0), REFERENCE) == 1.0 and body_scale(body(0.85), REFERENCE) == 1.0
+    assert size_factor(body(0.5), REFERENCE) == pytest.approx(0.5) and body_scale(body(0.5), REFERENCE) == pytest.approx(0.5)
+    assert body_scale(body(0.25), REFERENCE) == MIN_FACTOR, "never finer than half the card's spacing"
+
+
+def test_organs_cut_by_the_scan_and_too_few_organs_decide_nothing():
+    cut = body(0.5, cut_liver=True)
+    assert size_factor(cut, {"liver": 64.0, "spleen": 8.0}) is None, "the liver touches the first slice: only the spleen is whole"
+    assert size_factor(body(0.5, organs=("liver",)), REFERENCE) is None
+    assert body_scale(body(0.5, organs=("liver",)), REFERENCE) == 1.0
+    assert body_scale(body(0.5), None) == 1.0, "a card without reference volumes never scales"
+
+
+def test_one_small_organ_does_not_make_an_adult_small():
+    labels = body(1.0)
+    labels.array[labels.array == ORGAN_BY_KEY["kidney_left"].label] = 0
+    labels.array[22:25, 40:43, 5:8] = ORGAN_BY_KEY["kidney_left"].label  # an atrophic kidney
+    assert body_scale(labels, REFERENCE) == 1.0
+
+
+def test_scaled_settings_multiply_the_coarse_and_in_plane_refine_spacings_once():
+    from tiny_models import tiny_card
+
+    settings = InferenceSettings.from_card({**tiny_card().preprocessing, "size_reference_ml": REFERENCE})
+    assert settings.size_reference_ml == REFERENCE
+    half = settings.scaled(0.5)
+    assert half.coarse_spacing == (4.0, 4.0, 4.0) and half.refine_spacing == (3.0, 3.0) and half.refine_slice_thickness == settings.refine_slice_thickness
+    assert half.size_reference_ml is None
+
+
+def test_the_card_checks_its_reference_volumes():
+    from tiny_models import tiny_card
+
+    from dccseg.store import ModelCard
+
+    card = tiny_card()
+    with_sizes = ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, "size_reference_ml": REFERENCE}})
+    assert with_sizes.preprocessing["size_reference_ml"] == REFERENCE
+    for bad in ({"liver": 0}, {"stomach": 100.0}, {}, [1400.0]):
+        with pytest.raises(DccsegError, match="size_reference_ml must map"):
+            ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, "size_reference_ml": bad}})
