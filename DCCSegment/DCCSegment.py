@@ -73,7 +73,7 @@ class DCCSegmentLogic(ScriptedLoadableModuleLogic):
 
         return load_organ_table(card_organs)
 
-    def start(self, volume_node, model=None, device="auto", organs=None, fast=False):
+    def start(self, volume_node, model=None, device="auto", organs=None, fast=False, child=False):
         """Write the volume to a work folder and start ``dccseg segment`` on it; returns the running job."""
         from DCCSegmentLib.parameters import SegmentParameters
         from DCCSegmentLib.slicer_io import new_work_dir, remove_work_dir, write_volume
@@ -84,7 +84,7 @@ class DCCSegmentLogic(ScriptedLoadableModuleLogic):
         except RuntimeError:
             remove_work_dir(work)
             raise
-        parameters = SegmentParameters(work / "input.nrrd", work / "organs.seg.nrrd", model, device, tuple(organs) if organs is not None else None, fast, statistics=True)
+        parameters = SegmentParameters(work / "input.nrrd", work / "organs.seg.nrrd", model, device, tuple(organs) if organs is not None else None, fast, statistics=True, child=child)
         return self.restart(parameters)
 
     def restart(self, parameters):
@@ -110,9 +110,9 @@ class DCCSegmentLogic(ScriptedLoadableModuleLogic):
 
         remove_work_dir(job.parameters.input_path.parent)
 
-    def segment(self, volume_node, model=None, device="auto", organs=None, fast=False, timeout_s=1800.0):
+    def segment(self, volume_node, model=None, device="auto", organs=None, fast=False, timeout_s=1800.0, child=False):
         """Segment and wait (scripts and tests); raise RuntimeError with the engine's advice on failure."""
-        job = self.start(volume_node, model, device, organs, fast)
+        job = self.start(volume_node, model, device, organs, fast, child)
         deadline = time.monotonic() + timeout_s
         while True:
             update = job.step()

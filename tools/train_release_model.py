@@ -14,7 +14,7 @@ figures come from the test bodies.
     python tools/coarse_scales_sweep.py RUN/model VALIDATION                                # the coarse grids (docs/networks.md)
     dccseg diagnose --dataset VALIDATION --model RUN/model --refine-all --output val.json   # refine where it pays
     python tools/evaluate_unseen.py RUN/model WORK [--shared ../shared]                     # unseen bodies
-    python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json --unseen-stages NAME=TABLE.json ...
+    python tools/train_release_model.py RUN --stage card --validation-stages val.json --unseen WORK/results-model/unseen.json --unseen-stages NAME=TABLE.json ... --size-reference VALIDATION
 
 Without ``--start`` the coarse and refine stages train from scratch (0.2.0 did: 20 and 5 epochs, about 2 h);
 ``LINEAGE`` says how the shipped version was made. Every continuation gets anatomies it has not seen (new seeds):
@@ -176,11 +176,20 @@ def combine(run: Path, coarse_run: Path, refine_run: Path, version: str, fusion_
     return run / "model"
 
 
-def finish_card(run: Path, validation_stages: Path, unseen: Path, unseen_stages: dict[str, Path]) -> None:
+def size_reference_of(dataset: Path) -> dict[str, float]:
+    """The mean whole-organ volumes of ``dataset``'s label maps (validation anatomies of the training bodies)."""
+    from dccseg.inference.body_size import reference_volumes
+    from dccseg.io import read_labelmap
+
+    return reference_volumes(read_labelmap(case.label) for case in Dataset.load(dataset).cases if case.label is not None)
+
+
+def finish_card(run: Path, validation_stages: Path, unseen: Path, unseen_stages: dict[str, Path], size_reference: Path | None = None) -> None:
     """Put the measured figures into the card: refine skipped where it lost on validation bodies, Dice on unseen bodies.
 
     ``validation_stages``: a ``dccseg diagnose --refine-all --output`` table on fresh anatomies of the training bodies;
-    ``unseen``: ``tools/evaluate_unseen.py``'s ``unseen.json``; ``unseen_stages``: set name -> diagnose table.
+    ``unseen``: ``tools/evaluate_unseen.py``'s ``unseen.json``; ``unseen_stages``: set name -> diagnose table;
+    ``size_reference``: a dataset of the training bodies whose mean organ volumes let inference scale small bodies (``dccseg.inference.body_size``).
     """
     from dccseg.evaluation.stages import refine_skip_organs
     from dccseg.store import ModelCard
@@ -192,6 +201,8 @@ def finish_card(run: Path, validation_stages: Path, unseen: Path, unseen_stages:
     synthetic = metrics["unseen-synthetic"]
     data = card.to_dict()
     data["refine_skip"] = refine_skip_organs(validation)
+    if size_reference is not None:
+        data["preprocessing"] = {**data["preprocessing"], "size_reference_ml": size_reference_of(size_reference)}
     data["stage_metrics"] = {"validation (fresh anatomies of the training bodies, every organ refined)": validation,
                              **{name: json.loads(p.read_text(encoding="utf-8"))["summary"] for name, p in unseen_stages.items()}}
     data["metrics"] = {"dice_mean": synthetic["dice_mean_of_organs"], "dice": synthetic["dice_per_organ"],
@@ -221,6 +232,7 @@ def main() -> None:
     parser.add_argument("--validation-stages", type=Path, help="card: diagnose --refine-all table on validation anatomies")
     parser.add_argument("--unseen", type=Path, help="card: unseen.json of tools/evaluate_unseen.py")
     parser.add_argument("--unseen-stages", nargs="*", default=[], help="card: NAME=diagnose table of an unseen set")
+    parser.add_argument("--size-reference", type=Path, metavar="VALIDATION", help="card: the validation anatomies; their mean organ volumes let inference read small bodies on scaled grids")
     args = parser.parse_args()
     progress = Progress("human")
     if args.stage == "data":
@@ -233,7 +245,7 @@ def main() -> None:
                      "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
         train_coarse(args.run / "coarse-data", run, config="default", overrides={**overrides, **continued(args.start, args.coarse_lr_scale)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
     elif args.stage == "card":
-        finish_card(args.run, args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)})
+        finish_card(args.run, args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)}, args.size_reference)
     elif args.stage == "select":
         select_coarse(args.coarse_run)
     elif args.stage == "refine":

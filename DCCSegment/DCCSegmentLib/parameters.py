@@ -12,7 +12,8 @@ DEVICE_LABELS = {"auto": "Auto", "cuda": "GPU", "cpu": "CPU"}
 
 @dataclass(frozen=True)
 class SegmentParameters:
-    """One Segment request. ``model`` None means the store's default model; ``organs`` None means all; ``statistics`` writes ``<output>.stats.json``."""
+    """One Segment request. ``model`` None means the store's default model; ``organs`` None means all; ``statistics`` writes ``<output>.stats.json``;
+    ``child`` measures the body and reads a small one on grids scaled to its size (``dccseg segment --body-scale auto``)."""
 
     input_path: Path
     output_path: Path
@@ -21,6 +22,7 @@ class SegmentParameters:
     organs: tuple[str, ...] | None = None
     fast: bool = False
     statistics: bool = False
+    child: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -39,6 +41,8 @@ class SegmentParameters:
             args.append("--fast")
         if self.statistics:
             args.append("--statistics")
+        if self.child:
+            args += ["--body-scale", "auto"]
         return args + ["--progress", "json"]
 
     def with_changes(self, **changes: object) -> "SegmentParameters":

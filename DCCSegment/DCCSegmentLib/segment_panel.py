@@ -87,6 +87,8 @@ class SegmentPanel:
         form.addRow("Device:", self.device_combo)
         self.fast_check = qt.QCheckBox("Fast mode (one patch per slice and organ: faster, less memory, slightly less accurate)")
         form.addRow("", self.fast_check)
+        self.child_check = qt.QCheckBox("Child (measure the body by its organs and read a small one at its size; off again for the next scan)")
+        form.addRow("", self.child_check)
 
         self.segment_button = qt.QPushButton("Segment")
         self.segment_button.connect("clicked()", self._on_segment_clicked)
@@ -233,7 +235,7 @@ class SegmentPanel:
             return
         self._save_settings()
         try:
-            job = self.logic.start(volume, self.model_combo.currentData or None, self.device_combo.currentData, organs, self.fast_check.checked)
+            job = self.logic.start(volume, self.model_combo.currentData or None, self.device_combo.currentData, organs, self.fast_check.checked, self.child_check.checked)
         except (OSError, RuntimeError, ValueError) as exc:
             slicer.util.errorDisplay(f"Could not start the segmentation: {exc}")
             return

@@ -1,10 +1,10 @@
-"""dccseg.inference.body_size: a body clearly smaller than the training bodies is read on grids scaled to its size; adults and partial scans are not."""
+"""dccseg.inference.body_size: a child's body is measured by its organs and read on grids scaled to its size; partial scans are not measured."""
 
 import numpy as np
 import pytest
 
 from dccseg.errors import DccsegError
-from dccseg.inference.body_size import MIN_FACTOR, body_scale, size_factor
+from dccseg.inference.body_size import AUTO, MIN_SCALE, measured_scale, parse_body_scale, size_factor
 from dccseg.inference.settings import InferenceSettings
 from dccseg.organs import ORGAN_BY_KEY
 from dccseg.volume import Volume
@@ -25,26 +25,31 @@ def body(scale: float, cut_liver: bool = False, organs=("liver", "spleen", "kidn
     return Volume(labels, (2.5, 2.5, 2.5), (0.0, 0.0, 0.0), np.eye(3))
 
 
-def test_an_adult_keeps_the_cards_grids_and_a_child_is_read_on_finer_ones():
-    assert size_factor(body(1.0), REFERENCE) == pytest.approx(1.0)
-    assert body_scale(body(1.0), REFERENCE) == 1.0 and body_scale(body(0.85), REFERENCE) == 1.0
-    assert size_factor(body(0.5), REFERENCE) == pytest.approx(0.5) and body_scale(body(0.5), REFERENCE) == pytest.approx(0.5)
-    assert body_scale(body(0.25), REFERENCE) == MIN_FACTOR, "never finer than half the card's spacing"
+def test_a_childs_size_is_measured_by_its_organs():
+    assert size_factor(body(1.0), REFERENCE) == pytest.approx(1.0) and measured_scale(body(1.0), REFERENCE) == 1.0
+    assert size_factor(body(0.5), REFERENCE) == pytest.approx(0.5) and measured_scale(body(0.5), REFERENCE) == pytest.approx(0.5)
+    assert measured_scale(body(0.25), REFERENCE) == MIN_SCALE, "never finer than half the card's spacing"
+    assert measured_scale(body(1.2), REFERENCE) == 1.0, "never coarser than the card's"
 
 
-def test_organs_cut_by_the_scan_and_too_few_organs_decide_nothing():
+def test_organs_cut_by_the_scan_and_too_few_organs_measure_nothing():
     cut = body(0.5, cut_liver=True)
     assert size_factor(cut, {"liver": 64.0, "spleen": 8.0}) is None, "the liver touches the first slice: only the spleen is whole"
-    assert size_factor(body(0.5, organs=("liver",)), REFERENCE) is None
-    assert body_scale(body(0.5, organs=("liver",)), REFERENCE) == 1.0
-    assert body_scale(body(0.5), None) == 1.0, "a card without reference volumes never scales"
+    assert measured_scale(body(0.5, organs=("liver",)), REFERENCE) is None
 
 
-def test_one_small_organ_does_not_make_an_adult_small():
+def test_one_small_organ_does_not_make_a_body_small():
     labels = body(1.0)
     labels.array[labels.array == ORGAN_BY_KEY["kidney_left"].label] = 0
     labels.array[22:25, 40:43, 5:8] = ORGAN_BY_KEY["kidney_left"].label  # an atrophic kidney
-    assert body_scale(labels, REFERENCE) == 1.0
+    assert measured_scale(labels, REFERENCE) == 1.0
+
+
+def test_the_body_scale_option_takes_auto_or_a_childs_size():
+    assert parse_body_scale("auto") == AUTO and parse_body_scale("0.6") == 0.6 and parse_body_scale("1") == 1.0
+    for bad in ("0.3", "1.5", "child", "nan"):
+        with pytest.raises(DccsegError, match="--body-scale takes 'auto' or the patient's size"):
+            parse_body_scale(bad)
 
 
 def test_scaled_settings_multiply_the_coarse_and_in_plane_refine_spacings_once():
@@ -68,3 +73,12 @@ def test_the_card_checks_its_reference_volumes():
     for bad in ({"liver": 0}, {"stomach": 100.0}, {}, [1400.0]):
         with pytest.raises(DccsegError, match="size_reference_ml must map"):
             ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, "size_reference_ml": bad}})
+
+
+def test_reference_volumes_average_whole_organs_only():
+    from dccseg.inference.body_size import reference_volumes
+
+    volumes = reference_volumes([body(1.0), body(0.5, cut_liver=True)])
+    assert volumes["liver"] == pytest.approx(64.0), "the cut liver is left out"
+    assert volumes["spleen"] == pytest.approx((8.0 + 1.0) / 2)
+    assert reference_volumes([body(1.0, organs=("liver",))]) == {"liver": pytest.approx(64.0)}

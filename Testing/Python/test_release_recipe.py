@@ -34,3 +34,20 @@ def test_the_coarse_prior_is_drawn_by_the_start_models_coarse_network():
     assert recipe.prior_coarse("degraded", "dccseg-abdomen@0.4.4") is None and recipe.prior_coarse("realistic", None) is None
     with pytest.raises(DccsegError, match="needs --start MODEL"):
         recipe.prior_coarse("coarse", None)
+
+
+def test_the_card_size_reference_is_the_mean_whole_organ_volume_of_the_validation_anatomies(tmp_path):
+    import numpy as np
+
+    from dccseg.dataset import Dataset
+    from dccseg.organs import ORGAN_BY_KEY
+    from dccseg.volume import Volume
+
+    dataset = Dataset.new(tmp_path / "val", name="validation")
+    for index, edge in enumerate((4, 6)):  # kidneys of 4 and 6 voxels of 10 mm: 64 and 216 ml
+        labels = np.zeros((10, 10, 10), dtype=np.uint8)
+        labels[2:2 + edge, 2:2 + edge, 2:2 + edge] = ORGAN_BY_KEY["kidney_left"].label
+        labels[0:3, 0:1, 0:1] = ORGAN_BY_KEY["liver"].label  # touches the first slice: never whole
+        grid = Volume(labels, (10.0, 10.0, 10.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
+        dataset.add_volumes(f"case{index}", grid.with_array(np.zeros_like(labels, dtype=np.int16)), grid, "arterial", source="test")
+    assert _recipe().size_reference_of(tmp_path / "val") == {"kidney_left": 140.0}

@@ -10,6 +10,7 @@ import SimpleITK as sitk
 from tiny_models import register_tiny_model
 
 from dccseg.cli import main
+from dccseg.errors import DccsegError
 from dccseg.inference import segment_volume
 from dccseg.io import read_labelmap, write_image
 from dccseg.organs import ORGAN_BY_KEY
@@ -163,7 +164,7 @@ def test_a_card_coarse_scales_average_the_coarse_network_over_grids(tmp_path, ph
     assert one.array.shape == labels.array.shape and np.array_equal(one.array, logits.argmax(0).numpy())  # one scale: the plain argmax, as before
 
 
-def test_a_small_body_is_segmented_again_on_grids_scaled_to_its_size(tmp_path, phantom, monkeypatch):
+def test_a_childs_body_is_read_on_grids_scaled_to_its_size(tmp_path, phantom, model, monkeypatch):
     import io
     import json
 
@@ -176,16 +177,24 @@ def test_a_small_body_is_segmented_again_on_grids_scaled_to_its_size(tmp_path, p
     sizes = {"liver": 1400.0, "spleen": 300.0, "kidney_right": 120.0, "kidney_left": 110.0}
     sized = load_model("tiny-sizes", "cpu", store=ModelStore(register_tiny_model(tmp_path, ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, "size_reference_ml": sizes}}))))
     measured, spacings, refine_spacings = [], [], []
-    monkeypatch.setattr(pipeline, "body_scale", lambda coarse, reference: measured.append(reference) or 0.5)
+    monkeypatch.setattr(pipeline, "measured_scale", lambda coarse, reference: measured.append(reference) or 0.5)
     plain_coarse, plain_image = pipeline.coarse_labels, pipeline.RefineImage.of
     monkeypatch.setattr(pipeline, "coarse_labels", lambda canonical, model, settings, progress=pipeline.QUIET: spacings.append(settings.coarse_spacing) or plain_coarse(canonical, model, settings, progress))
     monkeypatch.setattr(pipeline.RefineImage, "of", classmethod(lambda cls, canonical, settings: refine_spacings.append(settings.refine_spacing) or plain_image(canonical, settings)))
     stream = io.StringIO()
-    labels = segment_volume(phantom, sized, progress=Progress("json", stream))
+    labels = segment_volume(phantom, sized, progress=Progress("json", stream), body_scale="auto")
     assert measured == [sizes], "measured once, on the first pass"
     assert spacings == [(8.0, 8.0, 8.0), (4.0, 4.0, 4.0)] and refine_spacings == [(3.0, 3.0)]
     assert labels.same_grid(phantom, 1e-6) and labels.array.dtype == np.uint8
-    assert any("small body" in json.loads(line)["message"] for line in stream.getvalue().splitlines())
+    assert any("body scale 0.50" in json.loads(line)["message"] for line in stream.getvalue().splitlines())
+    del spacings[:], refine_spacings[:]
+    segment_volume(phantom, sized, body_scale=0.75)
+    assert spacings == [(6.0, 6.0, 6.0)] and refine_spacings == [(4.5, 4.5)], "a given size needs no first pass"
+    del spacings[:], refine_spacings[:]
+    segment_volume(phantom, sized)
+    assert spacings == [(8.0, 8.0, 8.0)] and refine_spacings == [(6.0, 6.0)] and len(measured) == 1, "adults: the card's grids, nothing measured"
+    with pytest.raises(DccsegError, match="has no organ volumes in its card"):
+        segment_volume(phantom, model, body_scale="auto")
 
 
 def test_onto_grid_interpolates_like_resampling_the_volume():

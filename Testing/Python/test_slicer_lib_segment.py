@@ -327,7 +327,9 @@ def test_segment_parameters_validate_device_and_organs(tmp_path):
     with pytest.raises(ValueError):
         SegmentParameters(tmp_path / "a", tmp_path / "b", organs=())
     args = SegmentParameters(tmp_path / "a", tmp_path / "b").arguments()
-    assert "--model" not in args and "--organs" not in args and "--fast" not in args
+    assert "--model" not in args and "--organs" not in args and "--fast" not in args and "--body-scale" not in args
+    child = SegmentParameters(tmp_path / "a", tmp_path / "b", child=True).arguments()
+    assert child[child.index("--body-scale") + 1] == "auto"
 
 
 # --- failures and engine output -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Iterator
 
 from ..errors import DccsegError
 from ..fileutil import atomic_output, ensure_writable_dir, strip_suffix
+from ..inference.body_size import parse_body_scale
 from ..organs import parse_organ_list
 from ..progress import Progress
 from ..volume import Volume
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             raise DccsegError(f"{args.output} already exists; choose another output name or delete it")
         ensure_writable_dir(args.output.parent.resolve())
     organs = parse_organ_list(args.organs) if args.organs else None
+    body_scale = parse_body_scale(args.body_scale)
     case_ids, pairs = _pairs(args)
     from ..evaluation.stages import format_stage_table, stage_table
     from ..store import load_model
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     model = load_model(args.model, args.device)
     progress.update("load", 1.0, model.card.ref)
     table = stage_table(pairs, model, case_ids, organs, fast=args.fast, refine_skip=() if args.refine_all else None,
-                        largest_component=not args.keep_fragments, progress=progress)
+                        largest_component=not args.keep_fragments, progress=progress, body_scale=body_scale)
     for case in table["cases"]:
         if case["reference_resampled"]:
             progress.log(f"case {case['case']}: the reference is on another grid than the CT; it was resampled onto the CT (nearest neighbour)")
@@ -97,6 +99,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--fast", action="store_true", help="fast mode (the card's fast patches per slice)")
     parser.add_argument("--refine-all", action="store_true", help="refine every organ, also those the model card's refine_skip lists")
     parser.add_argument("--keep-fragments", action="store_true", help="keep every connected piece of an organ, as `dccseg segment --keep-fragments`")
+    parser.add_argument("--body-scale", default="1", metavar="auto|F", help="as `dccseg segment --body-scale`: " + "a child: read the body on grids scaled to its size. auto measures it from liver, spleen and kidneys on a first pass; a number gives the child's size relative to an adult "
+                        "(0.5 a toddler, 0.7 a school-age child). Default 1, an adult (docs/diagnose.md)")
     parser.add_argument("--output", type=Path, help="write the table (per case and summary) as JSON to this new file")
     parser.add_argument("--json", action="store_true", help="print the JSON table instead of the Markdown summary")
     parser.set_defaults(func=run)

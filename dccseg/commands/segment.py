@@ -13,6 +13,7 @@ from .. import case_results
 from ..errors import DccsegError
 from ..inference import segment_volume
 from ..inference.batch import OUTPUT_SUFFIXES, Job, Rank, is_batch, plan_jobs
+from ..inference.body_size import parse_body_scale
 from ..io import read_image
 from ..organs import parse_organ_list
 from ..progress import Progress
@@ -32,6 +33,8 @@ def register(subparsers, common) -> None:
                         "the run time, gets about 3x faster (bundled CT on 2 CPU cores: 18.9 -> 10.2 s in all), at the cost of fewer votes per voxel, "
                         "so rougher borders; `dccseg diagnose --fast` measures the Dice it costs (docs/diagnose.md). Organs in the card's refine_skip "
                         "are never refined")
+    parser.add_argument("--body-scale", default="1", metavar="auto|F", help="a child: read the body on grids scaled to its size. auto measures it from liver, spleen and kidneys on a first pass; a number gives the child's size relative to an adult "
+                        "(0.5 a toddler, 0.7 a school-age child). Default 1, an adult (docs/diagnose.md)")
     parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES + ("dicom-seg",), help="output format for folder/dataset input (default .seg.nrrd; dicom-seg = .dcm)")
     parser.add_argument("--statistics", action="store_true", help="also write <output>.stats.json: organ volumes, HU, pieces, contrast phase, plausibility flags (folders and datasets always get them, with statistics.csv and report.md)")
     parser.add_argument("--series", default=None, help="DICOM folder holding several series: the series to read, by its number in the listing or its UID (default: the axial CT series with the most slices)")
@@ -41,6 +44,7 @@ def register(subparsers, common) -> None:
 
 def run(args, progress: Progress) -> int:
     organs = parse_organ_list(args.organs)
+    body_scale = parse_body_scale(args.body_scale)
     rank = Rank.from_env()
     batch = is_batch(args.input)
     jobs = rank.share(plan_jobs(args.input, args.output, ".dcm" if args.format == "dicom-seg" else args.format, args.overwrite))
@@ -59,7 +63,7 @@ def run(args, progress: Progress) -> int:
             progress.log(f"case {index + 1}/{len(jobs)}: {job.case_id}")
         try:
             segment_one(job, model, organs, args.fast, progress, extra_load=model_seconds if index == 0 else 0.0, largest_component=not args.keep_fragments,
-                        statistics=args.statistics or batch, overlay_folder=args.output if batch else None, series=args.series)
+                        statistics=args.statistics or batch, overlay_folder=args.output if batch else None, series=args.series, body_scale=body_scale)
         except DccsegError as exc:
             if not batch:
                 raise
@@ -73,7 +77,7 @@ def run(args, progress: Progress) -> int:
 
 
 def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_load: float = 0.0, largest_component: bool = True,
-                statistics: bool = False, overlay_folder=None, series: str | None = None) -> dict[str, float]:
+                statistics: bool = False, overlay_folder=None, series: str | None = None, body_scale: float | str = 1.0) -> dict[str, float]:
     """Read, segment and write one case (with its statistics, and its report overlay in a batch); logs and returns the seconds of each stage."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -81,7 +85,7 @@ def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_l
     ct = read_image(job.source, log=progress.log, series=series, compact=True)
     timings["load"] = extra_load + time.perf_counter() - start
     progress.update("load", 1.0, f"{'x'.join(str(s) for s in ct.size_xyz)} voxels")
-    labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component)
+    labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component, body_scale=body_scale)
     start = time.perf_counter()
     progress.update("write", 0.0, f"writing {job.output.name}")
     case_results.write_labels(labels, job.output, job.source, organs, model.card.name, model.card.version)

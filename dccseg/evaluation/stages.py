@@ -55,12 +55,14 @@ def stage_table(
     refine_skip: Iterable[int] | None = None,
     largest_component: bool = True,
     progress: Progress = QUIET,
+    body_scale: float | str = 1.0,
 ) -> dict[str, Any]:
     """The stage table of a loaded model on (CT in HU, reference labels) pairs: {"cases": [...], "summary": {...}}.
 
     ``pairs`` may be a generator (one case in memory at a time); a reference on another grid than its
     CT is resampled onto it (nearest neighbour, noted in the case row). ``refine_skip`` (organ ids)
-    defaults to the card's; pass ``()`` to measure every organ refined (as ``refine_skip_organs`` needs).
+    defaults to the card's; pass ``()`` to measure every organ refined (as ``refine_skip_organs`` needs);
+    ``body_scale`` as in ``dccseg segment --body-scale``.
     """
     from ..inference.stages import stage_predictions
 
@@ -74,7 +76,7 @@ def stage_table(
         if resampled:
             reference = resample_like(reference, ct, is_label=True)
         timings: dict[str, float] = {}
-        predictions = stage_predictions(ct, reference, model, organs, fast, skip, largest_component, progress, timings)
+        predictions = stage_predictions(ct, reference, model, organs, fast, skip, largest_component, progress, timings, body_scale=body_scale)
         rows = case_stage_dice(predictions, reference, organs)
         seconds = {stage: round(value, 2) for stage, value in timings.items()}
         cases.append({"case": case, "organs": rows, "mean": _stage_means(rows.values()), "seconds": seconds, "reference_resampled": resampled})

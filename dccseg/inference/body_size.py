@@ -1,45 +1,72 @@
-"""Read a body clearly smaller than the training bodies on grids scaled to its size (a child's scan, issue "the model must work on patients it never saw").
+"""Read a child's scan on grids scaled to the child's size (``dccseg segment --body-scale``).
 
-The networks learnt adult bodies at fixed grid spacings, so a child's organs reach them a few voxels across. A card
-with ``size_reference_ml`` (mean organ volumes of its training data) lets inference measure the body on the first
-coarse pass: each of ``SIZE_ORGANS`` found whole in the scan's z range gives (volume / reference) ** (1/3), and
-their median is the body's size factor. Below ``SMALL_BODY`` the pipeline runs again with the coarse and in-plane
-refine spacings times that factor (at least ``MIN_FACTOR``), so the organs reach the networks at an adult's size.
-Adults (and any scan where fewer than ``MIN_ORGANS`` organs lie whole in it) keep the card's grids.
+The networks learnt adult bodies at fixed grid spacings, so a child's organs reach them a few voxels across. With a
+body scale f < 1 the coarse and in-plane refine spacings are the card's times f, so the organs reach both networks at
+an adult's size. ``AUTO`` measures f on a first coarse pass at the card's grids: each of ``SIZE_ORGANS`` found whole in
+the scan's z range gives (volume / the card's ``size_reference_ml``) ** (1/3), and their median is the body's size.
+It is a choice for the user, not a default: measured this way, adults with small organs read as children too
+(docs/model.md).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..errors import DccsegError
 from ..organs import ORGAN_BY_KEY
 from ..volume import Volume
 
 SIZE_ORGANS = ("liver", "spleen", "kidney_right", "kidney_left")
-SMALL_BODY = 0.8
-"""Size factors at or above this read as adults: adult organ volumes vary about +-50% (factor 0.8-1.15)."""
-MIN_FACTOR = 0.5
-"""Grids at most twice as fine as the card's (a toddler's size)."""
+AUTO = "auto"
+MIN_SCALE, MAX_SCALE = 0.5, 1.0
+"""Grids at most twice as fine as the card's (a toddler's size), never coarser (an adult's)."""
 MIN_ORGANS = 2
+
+
+def parse_body_scale(text: str) -> float | str:
+    """``--body-scale``: ``auto`` or a number in [MIN_SCALE, MAX_SCALE]."""
+    if text == AUTO:
+        return AUTO
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not MIN_SCALE <= value <= MAX_SCALE:
+        raise DccsegError(f"--body-scale takes 'auto' or the patient's size relative to an adult, from {MIN_SCALE} (a toddler) to {MAX_SCALE} (an adult, the default), not {text!r}")
+    return value
+
+
+def whole_organ_volumes(labels: Volume) -> dict[str, float]:
+    """The volume (ml) of each of ``SIZE_ORGANS`` that ``labels`` (a label map, z first) holds whole in its z range."""
+    voxel_ml = float(np.prod(labels.spacing)) / 1000.0
+    volumes = {}
+    for key in SIZE_ORGANS:
+        mask = labels.array == ORGAN_BY_KEY[key].label
+        if mask.any() and not mask[0].any() and not mask[-1].any():
+            volumes[key] = float(np.count_nonzero(mask)) * voxel_ml
+    return volumes
+
+
+def reference_volumes(label_maps: Iterable[Volume]) -> dict[str, float]:
+    """A card's ``size_reference_ml``: each organ's mean whole volume over label maps of the training bodies (organs never whole are left out)."""
+    found: dict[str, list[float]] = {}
+    for labels in label_maps:
+        for key, volume in whole_organ_volumes(labels).items():
+            found.setdefault(key, []).append(volume)
+    return {key: round(float(np.mean(values)), 1) for key, values in found.items()}
 
 
 def size_factor(coarse: Volume, reference_ml: Mapping[str, float]) -> float | None:
     """The median of (organ volume / reference volume) ** (1/3) over the organs of ``reference_ml`` that ``coarse``
     (a canonical label map, z first) holds whole in its z range; None when fewer than ``MIN_ORGANS`` qualify."""
-    voxel_ml = float(np.prod(coarse.spacing)) / 1000.0
-    labels = coarse.array
-    factors = []
-    for key, reference in reference_ml.items():
-        mask = labels == ORGAN_BY_KEY[key].label
-        if not mask.any() or mask[0].any() or mask[-1].any():
-            continue
-        factors.append((np.count_nonzero(mask) * voxel_ml / reference) ** (1.0 / 3.0))
+    volumes = whole_organ_volumes(coarse)
+    factors = [(volumes[key] / reference) ** (1.0 / 3.0) for key, reference in reference_ml.items() if key in volumes]
     return float(np.median(factors)) if len(factors) >= MIN_ORGANS else None
 
 
-def body_scale(coarse: Volume, reference_ml: Mapping[str, float] | None) -> float:
-    """The factor the card's grid spacings are multiplied by for this body: 1 for adults, the size factor (>= ``MIN_FACTOR``) for a small body."""
-    factor = size_factor(coarse, reference_ml) if reference_ml else None
-    return 1.0 if factor is None or factor >= SMALL_BODY else max(factor, MIN_FACTOR)
+def measured_scale(coarse: Volume, reference_ml: Mapping[str, float]) -> float | None:
+    """The body scale ``AUTO`` reads: the size factor within [MIN_SCALE, MAX_SCALE]; None when it cannot be measured."""
+    factor = size_factor(coarse, reference_ml)
+    return None if factor is None else min(max(factor, MIN_SCALE), MAX_SCALE)

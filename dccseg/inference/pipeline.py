@@ -28,7 +28,7 @@ from ..preprocess import attention_labels, normalize_ct, resample, to_canonical
 from ..progress import QUIET, Progress
 from ..postprocess import keep_largest_components
 from ..volume import Volume
-from .body_size import body_scale
+from .body_size import AUTO, measured_scale
 from .device import BatchRunner, autocast
 from .memory import check_memory
 from .optimize import inference_network
@@ -46,6 +46,7 @@ def segment_volume(
     timings: dict[str, float] | None = None,
     largest_component: bool = True,
     refine_skip: Iterable[int] | None = None,
+    body_scale: float | str = 1.0,
 ) -> Volume:
     """Segment ``ct`` (HU) with a loaded model; returns a uint8 label map (ids 1..13) on ``ct``'s exact grid.
 
@@ -53,7 +54,8 @@ def segment_volume(
     ``fast`` uses the card's ``fast_patches_per_slice``; ``timings`` (if given) receives the
     seconds of the "coarse", "refine" and "fuse" stages; ``largest_component`` keeps one
     connected piece per organ (``dccseg.postprocess``); ``refine_skip`` (organ ids, default the
-    card's ``refine_skip``) are not refined: their coarse labels go straight to the input grid.
+    card's ``refine_skip``) are not refined: their coarse labels go straight to the input grid;
+    ``body_scale`` reads a child's body on grids scaled to its size (``dccseg.inference.body_size``; 1: an adult).
     """
     settings = InferenceSettings.from_card(model.card.preprocessing, fast)
     wanted = wanted_organ_labels(model, organs)
@@ -64,7 +66,7 @@ def segment_volume(
     check_memory(ct)
     canonical, orientation = to_canonical(ct, copy=False)  # a view: the resampling copies only slabs of large CTs
     progress.update("coarse", 0.0, "coarse network")
-    coarse, settings = coarse_for_body(canonical, model, settings, progress)
+    coarse, settings = coarse_for_body(canonical, model, settings, progress, body_scale)
     times["coarse"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -166,14 +168,22 @@ def wanted_organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]
     return labels
 
 
-def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> tuple[Volume, InferenceSettings]:
-    """The coarse labels and the settings for the rest of the run: a clearly small body is read again on grids scaled to its size (``dccseg.inference.body_size``)."""
-    coarse = coarse_labels(canonical, model, settings, progress)
-    scale = body_scale(coarse, settings.size_reference_ml)
-    if scale == 1.0:
-        return coarse, settings
-    progress.log(f"a small body (organs {scale:.2f} of the training bodies' size): read again on grids {scale:.2f} times the model's")
-    settings = settings.scaled(scale)
+def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET, body_scale: float | str = 1.0) -> tuple[Volume, InferenceSettings]:
+    """The coarse labels and the settings for the rest of the run, for a body ``body_scale`` times an adult's size (``AUTO``: measured on a first pass; ``dccseg.inference.body_size``)."""
+    if body_scale == AUTO:
+        if not settings.size_reference_ml:
+            raise DccsegError(f"model {model.card.ref} has no organ volumes in its card to measure a body by; give the child's size instead, e.g. --body-scale 0.6")
+        coarse = coarse_labels(canonical, model, settings, progress)
+        measured = measured_scale(coarse, settings.size_reference_ml)
+        if measured is None:
+            progress.log("body scale: fewer than two of liver, spleen and kidneys lie whole in the scan, so its size cannot be measured; read at the model's grids")
+            return coarse, settings
+        progress.log(f"body scale {measured:.2f}: organs {measured:.2f} times the size of the training bodies'")
+        if measured == 1.0:
+            return coarse, settings
+        body_scale = measured
+    if body_scale != 1.0:
+        settings = settings.scaled(float(body_scale))
     return coarse_labels(canonical, model, settings, progress), settings
 
 

@@ -29,7 +29,7 @@ class Preprocessing:
     coarse_scales: tuple[float, ...] = (1.0,)
     """The coarse network also runs on grids of ``coarse_spacing`` times each scale; their probabilities are averaged on the coarse grid."""
     size_reference_ml: dict[str, float] | None = None
-    """Mean organ volumes (ml) of the training data; when set, a clearly smaller body is read on grids scaled to its size (``dccseg.inference.body_size``)."""
+    """Mean organ volumes (ml) of the training data, by which ``--body-scale auto`` measures a body (``dccseg.inference.body_size``)."""
 
     def __post_init__(self) -> None:
         if self.fusion_trust is not None and not 0.0 < self.fusion_trust <= 0.5:
@@ -108,7 +108,7 @@ class InferenceSettings:
         )
 
     def scaled(self, factor: float) -> "InferenceSettings":
-        """These settings for a body ``factor`` times the training bodies' size: coarse and in-plane refine spacings times ``factor``, measured once."""
+        """These settings for a body ``factor`` times the training bodies' size: coarse and in-plane refine spacings times ``factor``."""
         return replace(self, coarse_spacing=tuple(s * factor for s in self.coarse_spacing), refine_spacing=tuple(s * factor for s in self.refine_spacing),  # type: ignore[arg-type]
                        size_reference_ml=None)
 

@@ -42,13 +42,14 @@ def stage_predictions(
     progress: Progress = QUIET,
     timings: dict[str, float] | None = None,
     ambiguity: dict[int, float | None] | None = None,
+    body_scale: float | str = 1.0,
 ) -> dict[str, Volume]:
     """{stage: label map on ``ct``'s grid} for the STAGES (MODEL_STAGES when ``reference`` is None), all from one coarse pass.
 
     ``refine_skip`` (organ ids, default the card's) applies to both refined stages, as in
     ``segment_volume``. ``timings`` receives the seconds of the "coarse" network and of the
     "refine" and "fuse" steps of the "refined" stage; ``ambiguity`` the refined organs' patch vote ambiguity
-    of the "refined" stage, by organ id.
+    of the "refined" stage, by organ id; ``body_scale`` as in ``segment_volume``.
     """
     settings = InferenceSettings.from_card(model.card.preprocessing, fast)
     wanted = wanted_organ_labels(model, organs)
@@ -57,7 +58,7 @@ def stage_predictions(
     start = time.perf_counter()
     canonical, orientation = to_canonical(ct)
     progress.update("coarse", 0.0, "coarse network")
-    coarse, settings = coarse_for_body(canonical, model, settings, progress)
+    coarse, settings = coarse_for_body(canonical, model, settings, progress, body_scale)
     times["coarse"] = time.perf_counter() - start
     start = time.perf_counter()
     image = RefineImage.of(canonical, settings) if set(wanted) - skip else None
