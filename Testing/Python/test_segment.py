@@ -177,7 +177,7 @@ def test_a_childs_body_is_read_on_grids_scaled_to_its_size(tmp_path, phantom, mo
     sizes = {"liver": 1400.0, "spleen": 300.0, "kidney_right": 120.0, "kidney_left": 110.0}
     sized = load_model("tiny-sizes", "cpu", store=ModelStore(register_tiny_model(tmp_path, ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, "size_reference_ml": sizes}}))))
     measured, spacings, refine_spacings = [], [], []
-    monkeypatch.setattr(pipeline, "measured_scale", lambda coarse, reference: measured.append(reference) or 0.5)
+    monkeypatch.setattr(pipeline, "size_factor", lambda coarse, reference: measured.append(reference) or 0.3)
     plain_coarse, plain_image = pipeline.coarse_labels, pipeline.RefineImage.of
     monkeypatch.setattr(pipeline, "coarse_labels", lambda canonical, model, settings, progress=pipeline.QUIET: spacings.append(settings.coarse_spacing) or plain_coarse(canonical, model, settings, progress))
     monkeypatch.setattr(pipeline.RefineImage, "of", classmethod(lambda cls, canonical, settings: refine_spacings.append(settings.refine_spacing) or plain_image(canonical, settings)))
@@ -186,7 +186,7 @@ def test_a_childs_body_is_read_on_grids_scaled_to_its_size(tmp_path, phantom, mo
     assert measured == [sizes], "measured once, on the first pass"
     assert spacings == [(8.0, 8.0, 8.0), (4.0, 4.0, 4.0)] and refine_spacings == [(3.0, 3.0)]
     assert labels.same_grid(phantom, 1e-6) and labels.array.dtype == np.uint8
-    assert any("body scale 0.50" in json.loads(line)["message"] for line in stream.getvalue().splitlines())
+    assert any("body scale 0.50: its organs measure 0.30" in json.loads(line)["message"] for line in stream.getvalue().splitlines()), "never finer than half the card's grids"
     del spacings[:], refine_spacings[:]
     segment_volume(phantom, sized, body_scale=0.75)
     assert spacings == [(6.0, 6.0, 6.0)] and refine_spacings == [(4.5, 4.5)], "a given size needs no first pass"

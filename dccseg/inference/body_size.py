@@ -55,7 +55,7 @@ def reference_volumes(label_maps: Iterable[Volume]) -> dict[str, float]:
     for labels in label_maps:
         for key, volume in whole_organ_volumes(labels).items():
             found.setdefault(key, []).append(volume)
-    return {key: round(float(np.mean(values)), 1) for key, values in found.items()}
+    return {key: round(float(np.mean(found[key])), 1) for key in SIZE_ORGANS if key in found}
 
 
 def size_factor(coarse: Volume, reference_ml: Mapping[str, float]) -> float | None:
@@ -66,7 +66,6 @@ def size_factor(coarse: Volume, reference_ml: Mapping[str, float]) -> float | No
     return float(np.median(factors)) if len(factors) >= MIN_ORGANS else None
 
 
-def measured_scale(coarse: Volume, reference_ml: Mapping[str, float]) -> float | None:
-    """The body scale ``AUTO`` reads: the size factor within [MIN_SCALE, MAX_SCALE]; None when it cannot be measured."""
-    factor = size_factor(coarse, reference_ml)
-    return None if factor is None else min(max(factor, MIN_SCALE), MAX_SCALE)
+def within_range(factor: float) -> float:
+    """The body scale a measured size factor gives: the factor kept within [MIN_SCALE, MAX_SCALE]."""
+    return min(max(factor, MIN_SCALE), MAX_SCALE)

@@ -28,7 +28,7 @@ from ..preprocess import attention_labels, normalize_ct, resample, to_canonical
 from ..progress import QUIET, Progress
 from ..postprocess import keep_largest_components
 from ..volume import Volume
-from .body_size import AUTO, measured_scale
+from .body_size import AUTO, size_factor, within_range
 from .device import BatchRunner, autocast
 from .memory import check_memory
 from .optimize import inference_network
@@ -174,14 +174,14 @@ def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, 
         if not settings.size_reference_ml:
             raise DccsegError(f"model {model.card.ref} has no organ volumes in its card to measure a body by; give the child's size instead, e.g. --body-scale 0.6")
         coarse = coarse_labels(canonical, model, settings, progress)
-        measured = measured_scale(coarse, settings.size_reference_ml)
-        if measured is None:
+        factor = size_factor(coarse, settings.size_reference_ml)
+        if factor is None:
             progress.log("body scale: fewer than two of liver, spleen and kidneys lie whole in the scan, so its size cannot be measured; read at the model's grids")
             return coarse, settings
-        progress.log(f"body scale {measured:.2f}: organs {measured:.2f} times the size of the training bodies'")
-        if measured == 1.0:
+        body_scale = within_range(factor)
+        progress.log(f"body scale {body_scale:.2f}: its organs measure {factor:.2f} of the training bodies' size on the model's grids")
+        if body_scale == 1.0:
             return coarse, settings
-        body_scale = measured
     if body_scale != 1.0:
         settings = settings.scaled(float(body_scale))
     return coarse_labels(canonical, model, settings, progress), settings
