@@ -141,6 +141,8 @@ class DCCSegmentTest(ScriptedLoadableModuleTest):
         self.test_segment_phantom()
         self.setUp()
         self.test_result_follows_the_volume_transform()
+        self.setUp()
+        self.test_child_mode_runs_with_the_built_in_model()
 
     def test_segment_phantom(self):
         logic = DCCSegmentLogic()
@@ -168,6 +170,18 @@ class DCCSegmentTest(ScriptedLoadableModuleTest):
         sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
         self.assertEqual(sh.GetItemParent(sh.GetItemByDataNode(segmentation)), sh.GetItemParent(sh.GetItemByDataNode(volume)))
         self.delayDisplay("DCCSegment self-test passed")
+
+    def test_child_mode_runs_with_the_built_in_model(self):
+        """The Child box (``--body-scale auto``): the built-in card holds the organ volumes it measures by, and the result lands on the CT."""
+        logic = DCCSegmentLogic()
+        self.assertTrue(logic.ensure_ready(ask=False), "the engine could not be installed")
+        volume = load_phantom(logic.engine(), seed=2)[0]
+        segmentation = logic.segment(volume, device="cpu", child=True)
+        first = segmentation.GetSegmentation().GetNthSegmentID(0)
+        mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, first, volume)
+        self.assertEqual(mask.shape, slicer.util.arrayFromVolume(volume).shape)
+        self.assertGreater(int(mask.sum()), 0)
+        self.delayDisplay("DCCSegment child-mode self-test passed")
 
     def test_result_follows_the_volume_transform(self):
         """The engine's file holds the CT's local grid: under a parent transform the result must move with the CT."""

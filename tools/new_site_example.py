@@ -6,7 +6,7 @@ pelvis in arterial and portal-venous phase. The shipped model learnt adult bodie
 Bodies come from the bundled training bodies (never the test bodies, which the benchmark keeps unseen); the first
 ``TRAIN`` cases are the site's curated training cases, the other ``HELD_OUT`` its held-out cases.
 
-    python tools/new_site_example.py WORK [--model dccseg-abdomen@0.4.4] [--world-ratio R ...]
+    python tools/new_site_example.py WORK [--model dccseg-abdomen@0.4.5] [--world-ratio R ...]
 
 Steps, each skipped when its result is already in WORK (so a stopped example resumes):
 ``WORK/site`` (the dataset), ``WORK/finetune-r<R>`` (``train all --from MODEL --world-ratio R``, one per ratio),
@@ -94,7 +94,7 @@ def scratch_report(work: Path, finetune: dict, held_out: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", type=Path)
-    parser.add_argument("--model", default="dccseg-abdomen@0.4.4")
+    parser.add_argument("--model", default="dccseg-abdomen@0.4.5")
     parser.add_argument("--world-ratio", type=float, nargs="+", default=[1.0])
     args = parser.parse_args()
     os.environ["DCCSEG_MODEL_STORE"] = str(args.work / "store")

@@ -41,8 +41,9 @@ from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-NAME, VERSION = "dccseg-abdomen", "0.4.4"
-LINEAGE = ("0.4.4 is 0.4.3's two networks with fusion_trust 0.3 (was 0.1), re-chosen on validation anatomies once the attention channel reached a scan's last slices (docs/diagnose.md). "
+NAME, VERSION = "dccseg-abdomen", "0.4.5"
+LINEAGE = ("0.4.5 is 0.4.4 with the mean organ volumes of its validation anatomies in its card (size_reference_ml, --size-reference), by which --body-scale auto measures a child's body; its networks and what it does by default are 0.4.4's. "
+           "0.4.4 is 0.4.3's two networks with fusion_trust 0.3 (was 0.1), re-chosen on validation anatomies once the attention channel reached a scan's last slices (docs/diagnose.md). "
            "0.4.3 continues 0.4.1's two networks by three gentle steps, each on anatomies neither had seen: coarse 30 epochs at a fifth of the recipe's rate "
            "(--coarse-lr-scale 0.2) on seed 46's, seed 47's and then seed 48's 500 anatomies (the set below); refine 5 epochs on seed 25's, 26's and then 27's 150 anatomies (the set below). "
            "0.4.1 is 0.4.0 with the coarse network read at three grids (coarse_scales). 0.4.0 continues 0.3.0, which continued 0.2.0 (trained from "

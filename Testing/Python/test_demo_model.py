@@ -31,11 +31,12 @@ def test_the_demo_model_is_shipped_and_small():
     entry = ModelStore().resolve(None)
     assert entry.builtin and entry.card.name == "dccseg-abdomen"
     assert sum(p.stat().st_size for p in entry.path.glob("*.safetensors")) <= 30 * 2**20
-    # The card's headline is Dice on bodies the model never trained on (0.1.0 scored 0.333 there, 0.2.0 0.392, 0.3.0 0.444, 0.4.0 0.482, 0.4.1 0.492, 0.4.2 0.505, 0.4.3 0.521, 0.4.4 0.537).
+    # The card's headline is Dice on bodies the model never trained on (0.1.0 scored 0.333 there, 0.2.0 0.392, 0.3.0 0.444, 0.4.0 0.482, 0.4.1 0.492, 0.4.2 0.505, 0.4.3 0.521, 0.4.4 and 0.4.5 0.537).
     assert entry.card.metrics["dice_mean"] > 0.50 and entry.card.training["data"]["cases"] > 1
     unseen = entry.card.metrics["unseen"]
     assert set(unseen["unseen-synthetic"]["per_subject"]) == {"s0006", "s0009"} and {"s0009", "pv-slab"} <= set(unseen["unseen-real"]["per_subject"])
     assert not set(entry.card.training["data"]["bodies"]["train"]) & {"s0006", "s0009"}
+    assert set(entry.card.preprocessing["size_reference_ml"]) == {"liver", "spleen", "kidney_right", "kidney_left"}, "--body-scale auto measures a child by these"
 
 
 def test_segment_writes_a_slicer_segmentation_on_the_input_grid(tmp_path):

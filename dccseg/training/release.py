@@ -37,7 +37,7 @@ from dccseg.training.release_data import REAL_CASE, CaseRecipe, ReleaseCase, sou
 from dccseg.training.release_stages import CoarsePool, RefinePool, TimedResult, coarse_validation, refine_validation, run_timed
 from dccseg.training.release_workers import CaseWorkers, default_workers
 
-NAME, VERSION = "dccseg-abdomen", "0.5.0"  # the next version after the shipped CPU-trained 0.4.4
+NAME, VERSION = "dccseg-abdomen", "0.5.0"  # the next version after the shipped CPU-trained 0.4.5
 NEVER_TRAINED_ON = [*BODY_SPLIT["test"], "the real portal-venous slab"]
 POLL_S = 0.05
 
