@@ -1,8 +1,9 @@
-"""Generic builders for tests: tiny CT volumes, label maps, DICOM series and source-tree hashes."""
+"""Generic builders for tests: tiny CT volumes, label maps, DICOM series, source-tree hashes and the tools/ scripts as modules."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,14 @@ import SimpleITK as sitk
 from dccseg.volume import Volume
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def load_tool(name: str):
+    """The script ``tools/<name>.py`` imported as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def oblique_direction() -> tuple[float, ...]:

@@ -1,15 +1,6 @@
 """tools/evaluate_unseen.py: the card's unseen metrics and the docs' table carry every test set, the pathology set included."""
 
-import importlib.util
-from pathlib import Path
-
-
-def _tool():
-    path = Path(__file__).resolve().parents[2] / "tools" / "evaluate_unseen.py"
-    spec = importlib.util.spec_from_file_location("evaluate_unseen", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from builders import load_tool
 
 
 def _summary(liver: float, spleen: float | None, groups: dict[str, str]) -> dict:
@@ -20,7 +11,7 @@ def _summary(liver: float, spleen: float | None, groups: dict[str, str]) -> dict
 
 
 def test_every_set_reaches_the_card_and_the_table():
-    tool = _tool()
+    tool = load_tool("evaluate_unseen")
     documents = {"unseen-synthetic": _summary(0.9, 0.7, {"per_phase": "arterial", "per_subject": "s0006"}),
                  "unseen-pathology": _summary(0.8, 0.3, {"per_phase": "portal-venous", "per_subject": "s0009"}),
                  "unseen-real": _summary(0.95, None, {"per_subject": "s0009"})}

@@ -1,24 +1,14 @@
-"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for; the coarse prior comes from the start model."""
-
-import importlib.util
-from pathlib import Path
+"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for; the coarse prior comes from the start model; the card's organ volumes come from the validation anatomies."""
 
 import pytest
+from builders import load_tool
 
 from dccseg.errors import DccsegError
 from dccseg.training.configs import preset
 
 
-def _recipe():
-    path = Path(__file__).resolve().parents[2] / "tools" / "train_release_model.py"
-    spec = importlib.util.spec_from_file_location("train_release_model", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_continuation_scales_the_recipe_learning_rate():
-    recipe = _recipe()
+    recipe = load_tool("train_release_model")
     rate = preset("default").coarse.optimizer.lr
     assert recipe.continued(None) == {}
     full, gentle = recipe.continued("dccseg-abdomen", 1.0), recipe.continued("dccseg-abdomen", 0.2)
@@ -29,7 +19,7 @@ def test_continuation_scales_the_recipe_learning_rate():
 
 
 def test_the_coarse_prior_is_drawn_by_the_start_models_coarse_network():
-    recipe = _recipe()
+    recipe = load_tool("train_release_model")
     assert recipe.prior_coarse("coarse", "dccseg-abdomen@0.4.4") == "dccseg-abdomen@0.4.4"
     assert recipe.prior_coarse("degraded", "dccseg-abdomen@0.4.4") is None and recipe.prior_coarse("realistic", None) is None
     with pytest.raises(DccsegError, match="needs --start MODEL"):
@@ -50,4 +40,4 @@ def test_the_card_size_reference_is_the_mean_whole_organ_volume_of_the_validatio
         labels[0:3, 0:1, 0:1] = ORGAN_BY_KEY["liver"].label  # touches the first slice: never whole
         grid = Volume(labels, (10.0, 10.0, 10.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
         dataset.add_volumes(f"case{index}", grid.with_array(np.zeros_like(labels, dtype=np.int16)), grid, "arterial", source="test")
-    assert _recipe().size_reference_of(tmp_path / "val") == {"kidney_left": 140.0}
+    assert load_tool("train_release_model").size_reference_of(tmp_path / "val") == {"kidney_left": 140.0}
