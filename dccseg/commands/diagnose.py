@@ -18,7 +18,7 @@ from typing import Iterator
 
 from ..errors import DccsegError
 from ..fileutil import atomic_output, ensure_writable_dir, strip_suffix
-from ..inference.body_size import parse_body_scale
+from ..inference.body_size import OPTION_HELP as BODY_SCALE_HELP, parse_body_scale
 from ..organs import parse_organ_list
 from ..progress import Progress
 from ..volume import Volume
@@ -99,8 +99,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--fast", action="store_true", help="fast mode (the card's fast patches per slice)")
     parser.add_argument("--refine-all", action="store_true", help="refine every organ, also those the model card's refine_skip lists")
     parser.add_argument("--keep-fragments", action="store_true", help="keep every connected piece of an organ, as `dccseg segment --keep-fragments`")
-    parser.add_argument("--body-scale", default="1", metavar="auto|F", help="as `dccseg segment --body-scale`: " + "a child: read the body on grids scaled to its size. auto measures it from liver, spleen and kidneys on a first pass; a number gives the child's size relative to an adult "
-                        "(0.5 a toddler, 0.7 a school-age child). Default 1, an adult (docs/diagnose.md)")
+    parser.add_argument("--body-scale", default="1", metavar="auto|F", help=BODY_SCALE_HELP)
     parser.add_argument("--output", type=Path, help="write the table (per case and summary) as JSON to this new file")
     parser.add_argument("--json", action="store_true", help="print the JSON table instead of the Markdown summary")
     parser.set_defaults(func=run)

@@ -13,7 +13,7 @@ from .. import case_results
 from ..errors import DccsegError
 from ..inference import segment_volume
 from ..inference.batch import OUTPUT_SUFFIXES, Job, Rank, is_batch, plan_jobs
-from ..inference.body_size import parse_body_scale
+from ..inference.body_size import OPTION_HELP as BODY_SCALE_HELP, parse_body_scale
 from ..io import read_image
 from ..organs import parse_organ_list
 from ..progress import Progress
@@ -33,8 +33,7 @@ def register(subparsers, common) -> None:
                         "the run time, gets about 3x faster (bundled CT on 2 CPU cores: 18.9 -> 10.2 s in all), at the cost of fewer votes per voxel, "
                         "so rougher borders; `dccseg diagnose --fast` measures the Dice it costs (docs/diagnose.md). Organs in the card's refine_skip "
                         "are never refined")
-    parser.add_argument("--body-scale", default="1", metavar="auto|F", help="a child: read the body on grids scaled to its size. auto measures it from liver, spleen and kidneys on a first pass; a number gives the child's size relative to an adult "
-                        "(0.5 a toddler, 0.7 a school-age child). Default 1, an adult (docs/diagnose.md)")
+    parser.add_argument("--body-scale", default="1", metavar="auto|F", help=BODY_SCALE_HELP)
     parser.add_argument("--format", default=".seg.nrrd", choices=OUTPUT_SUFFIXES + ("dicom-seg",), help="output format for folder/dataset input (default .seg.nrrd; dicom-seg = .dcm)")
     parser.add_argument("--statistics", action="store_true", help="also write <output>.stats.json: organ volumes, HU, pieces, contrast phase, plausibility flags (folders and datasets always get them, with statistics.csv and report.md)")
     parser.add_argument("--series", default=None, help="DICOM folder holding several series: the series to read, by its number in the listing or its UID (default: the axial CT series with the most slices)")

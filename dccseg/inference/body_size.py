@@ -23,6 +23,9 @@ AUTO = "auto"
 MIN_SCALE, MAX_SCALE = 0.5, 1.0
 """Grids at most twice as fine as the card's (a toddler's size), never coarser (an adult's)."""
 MIN_ORGANS = 2
+OPTION_HELP = ("a child: read the body on grids scaled to its size. auto measures it from liver, spleen and kidneys on a first pass; a number gives the child's "
+               "size relative to an adult (0.5 a toddler, 0.7 a school-age child). Default 1, an adult (docs/diagnose.md)")
+"""The ``--body-scale`` help of ``dccseg segment`` and ``dccseg diagnose``."""
 
 
 def parse_body_scale(text: str) -> float | str:
