@@ -301,6 +301,17 @@ def test_ct_too_large_for_free_memory_stops_up_front(capsys, tmp_path, crop, mon
     assert_stop(capsys, tmp_path / "ct.nii.gz", tmp_path / "out.seg.nrrd", expected)
 
 
+def test_a_child_scale_that_would_not_fit_in_memory_stops_up_front(capsys, tmp_path, crop, monkeypatch):
+    """Read at half the grids, a CT needs more memory than at the model's own: the check counts the body scale."""
+    at_one, at_half = memory.needed_bytes(crop), memory.needed_bytes(crop, 0.5)
+    assert at_half > at_one
+    (tmp_path / "meminfo").write_text(f"MemTotal: {4 * at_half // 1024} kB\nMemAvailable: {(at_one + at_half) // 2 // 1024} kB\n")
+    monkeypatch.setattr(memory, "MEMINFO", tmp_path / "meminfo")
+    io.write_image(crop, tmp_path / "ct.nii.gz")
+    expected = r"this 122x101x24 CT at body scale 0\.50 needs about 1\.0 GiB of memory but only 1\.0 GiB are free; crop it .*give a larger --body-scale"
+    assert_stop(capsys, tmp_path / "ct.nii.gz", tmp_path / "out.seg.nrrd", expected, "--body-scale", "0.5")
+
+
 # -- output -------------------------------------------------------------------------------------
 
 

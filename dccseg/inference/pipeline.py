@@ -63,7 +63,7 @@ def segment_volume(
     times = timings if timings is not None else {}
     start = time.perf_counter()
 
-    check_memory(ct)
+    check_memory(ct, 1.0 if body_scale == AUTO else float(body_scale))
     canonical, orientation = to_canonical(ct, copy=False)  # a view: the resampling copies only slabs of large CTs
     progress.update("coarse", 0.0, "coarse network")
     coarse, settings = coarse_for_body(canonical, model, settings, progress, body_scale)
@@ -182,6 +182,7 @@ def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, 
         progress.log(f"body scale {body_scale:.2f}: its organs measure {factor:.2f} of the training bodies' size on the model's grids")
         if body_scale == 1.0:
             return coarse, settings
+        check_memory(canonical, body_scale)
     if body_scale != 1.0:
         settings = settings.scaled(float(body_scale))
     return coarse_labels(canonical, model, settings, progress), settings
