@@ -239,6 +239,7 @@ class SegmentPanel:
         except (OSError, RuntimeError, ValueError) as exc:
             slicer.util.errorDisplay(f"Could not start the segmentation: {exc}")
             return
+        self.child_check.checked = False  # one scan at a time: an adult read as a child loses much (docs/model.md)
         self._run(job, volume)
 
     def _ensure_ready(self) -> bool:
