@@ -26,6 +26,8 @@ class ModelInfo:
     training_data: str
     organs: tuple[dict, ...]
     weak_organs: tuple[str, ...] = ()
+    measures_children: bool = False
+    """The card holds its training bodies' organ volumes, by which the Child box (``--body-scale auto``) measures a body."""
 
     @property
     def ref(self) -> str:
@@ -91,6 +93,7 @@ def _model_from_entry(entry: dict) -> ModelInfo:
         training_data=_training_summary(training.get("data")),
         organs=tuple(o for o in card.get("organs", []) if isinstance(o, dict)),
         weak_organs=_weak_organs(metrics, card.get("organs", [])),
+        measures_children=isinstance(card.get("preprocessing"), dict) and bool(card["preprocessing"].get("size_reference_ml")),
     )
 
 

@@ -185,6 +185,9 @@ class SegmentPanel:
         qt.QSettings().setValue(MODEL_KEY, self.model_combo.currentData or "")
         model = self._selected_model()
         self.model_summary.text = "\n".join(t for t in (model.summary(), model.description, model.caution()) if t) if model else "No model found in the store."
+        self.child_check.enabled = bool(model and model.measures_children)
+        self.child_check.checked = self.child_check.checked and self.child_check.enabled
+        self.child_check.toolTip = "" if self.child_check.enabled else "This model's card holds no organ volumes to measure a body by (dccseg segment --body-scale F still works)."
         self._fill_organs(model.organs if model else None)
 
     def _fill_organs(self, card_organs) -> None:

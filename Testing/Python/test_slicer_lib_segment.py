@@ -406,6 +406,13 @@ def test_the_model_panel_names_the_organs_the_card_measured_weak_on_unseen_cases
     assert parse_model_list([entry])[0].caution() == ""
 
 
+def test_the_child_box_needs_a_card_with_organ_volumes():
+    entry = {"name": "dccseg-abdomen", "version": "0.4.5", "builtin": True, "card": card("dccseg-abdomen", "0.4.5", "", 0.6, None)}
+    assert not parse_model_list([entry])[0].measures_children
+    entry["card"]["preprocessing"] = {"size_reference_ml": {"liver": 1409.9, "spleen": 323.7}}
+    assert parse_model_list([entry])[0].measures_children
+
+
 @functools.cache
 def engine_cli_builds() -> bool:
     try:
