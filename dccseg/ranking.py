@@ -116,7 +116,6 @@ def rank_case(ct: Volume, model: Any, fast: bool = False, progress: Progress = Q
     from .case_results import analyse_case
     from .inference.memory import check_memory
     from .inference.stages import stage_predictions
-    from .statistics import voxel_ml
 
     check_memory(ct)
     organs = model.card.organ_objects
@@ -125,7 +124,7 @@ def rank_case(ct: Volume, model: Any, fast: bool = False, progress: Progress = Q
     refined = stages["refined"]
     flags = analyse_case(ct, refined, organs)["flags"]
     refined_ids = {o.label for o in organs} - model.card.refine_skip_labels
-    score, reasons, signals, details = score_case(stages["coarse"].array, refined.array, organs, refined_ids, ambiguity, flags, voxel_ml(ct))
+    score, reasons, signals, details = score_case(stages["coarse"].array, refined.array, organs, refined_ids, ambiguity, flags, ct.voxel_ml)
     return CaseRank("", score, reasons, signals, details), refined
 
 

@@ -66,21 +66,16 @@ def organ_statistics(ct: Volume, labels: Volume, organ: Organ) -> dict[str, Any]
         **entry,
         "present": True,
         "voxels": voxels,
-        "volume_ml": round(voxels * voxel_ml(labels), 4),
+        "volume_ml": round(voxels * labels.voxel_ml, 4),
         "hu": hu_summary(values[inside]),
         "core_voxels": int(np.count_nonzero(core)),
         "hu_core": hu_summary(values[core]) if core.any() else None,
         "bbox_mm": {"min": np.round(points.min(axis=0), 2).tolist(), "max": np.round(points.max(axis=0), 2).tolist()},
         "centroid_mm": np.round(points.mean(axis=0), 2).tolist(),
         "pieces": int(count),
-        "largest_pieces_ml": [round(float(v) * voxel_ml(labels), 4) for v in piece_voxels],
+        "largest_pieces_ml": [round(float(v) * labels.voxel_ml, 4) for v in piece_voxels],
         "touches_scan_border": bool(touches),
     }
-
-
-def voxel_ml(volume: Volume) -> float:
-    """The volume of one voxel in ml (spacing product in mm^3 / 1000)."""
-    return float(np.prod(volume.spacing)) / 1000.0
 
 
 def body_midline_x(ct: Volume) -> float | None:
@@ -103,7 +98,7 @@ def case_statistics(ct: Volume, labels: Volume, organs: Sequence[Organ] = ORGANS
         "format": FORMAT,
         "dccseg_version": __version__,
         **case,
-        "grid": {"size_xyz": list(ct.size_xyz), "spacing_mm": [round(s, 4) for s in ct.spacing], "voxel_ml": round(voxel_ml(ct), 6)},
+        "grid": {"size_xyz": list(ct.size_xyz), "spacing_mm": [round(s, 4) for s in ct.spacing], "voxel_ml": round(ct.voxel_ml, 6)},
         "body_midline_x_mm": body_midline_x(ct),
         "phase": {"guess": phase, "confidence": round(confidence, 3), "evidence": evidence},
         "organs": {organ.key: organ_statistics(ct, labels, organ) for organ in organs},

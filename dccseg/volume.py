@@ -56,6 +56,11 @@ class Volume:
         return tuple(self.array.shape)  # type: ignore[return-value]
 
     @property
+    def voxel_ml(self) -> float:
+        """The volume of one voxel in ml (spacing product in mm^3 / 1000)."""
+        return float(np.prod(self.spacing)) / 1000.0
+
+    @property
     def size_xyz(self) -> tuple[int, int, int]:
         z, y, x = self.array.shape
         return (x, y, z)

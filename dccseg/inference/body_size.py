@@ -43,12 +43,11 @@ def parse_body_scale(text: str) -> float | str:
 
 def whole_organ_volumes(labels: Volume) -> dict[str, float]:
     """The volume (ml) of each of ``SIZE_ORGANS`` that ``labels`` (a label map, z first) holds whole in its z range."""
-    voxel_ml = float(np.prod(labels.spacing)) / 1000.0
     volumes = {}
     for key in SIZE_ORGANS:
         mask = labels.array == ORGAN_BY_KEY[key].label
         if mask.any() and not mask[0].any() and not mask[-1].any():
-            volumes[key] = float(np.count_nonzero(mask)) * voxel_ml
+            volumes[key] = float(np.count_nonzero(mask)) * labels.voxel_ml
     return volumes
 
 
