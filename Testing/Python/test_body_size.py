@@ -82,3 +82,17 @@ def test_reference_volumes_average_whole_organs_only():
     assert volumes["liver"] == pytest.approx(64.0), "the cut liver is left out"
     assert volumes["spleen"] == pytest.approx((8.0 + 1.0) / 2)
     assert reference_volumes([body(1.0, organs=("liver",))]) == {"liver": pytest.approx(64.0)}
+
+
+def test_a_labelled_child_is_trained_at_an_adults_size():
+    from dccseg.inference.body_size import at_adult_size, labelled_body_scale
+    from dccseg.preprocess import resample
+
+    child = body(0.5)
+    assert labelled_body_scale(child, AUTO, REFERENCE) == pytest.approx(0.5), "measured by its reference labels"
+    assert labelled_body_scale(body(0.5, organs=("liver",)), AUTO, REFERENCE) == 1.0, "too few whole organs: left as it is"
+    assert labelled_body_scale(child, 0.7, REFERENCE) == 0.7, "a given size is taken as it is"
+    grown = at_adult_size(Volume(child.array, child.spacing, (10.0, -20.0, 5.0), child.direction), 0.5)
+    assert grown.spacing == (5.0, 5.0, 5.0) and grown.origin == (20.0, -40.0, 10.0) and grown.array is child.array
+    on_card_grid = resample(grown, (5.0, 5.0, 5.0), is_label=True)
+    assert size_factor(on_card_grid, REFERENCE) == pytest.approx(1.0), "on the card's grid the child's organs have an adult's size"

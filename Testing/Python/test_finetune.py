@@ -156,3 +156,32 @@ def test_the_committed_new_site_example_holds_its_margins_for_the_current_defaul
     assert tuned["seconds"] <= 20 * 60
     scratch = report["runs"]["scratch"]
     assert scratch["held_out"]["after"] < tuned["held_out"]["after"] - 0.2 and scratch["benchmark"]["after"] < tuned["benchmark"]["after"] - 0.2
+
+
+def test_a_fine_tune_on_children_trains_and_compares_them_as_the_child_box_reads_them(tmp_path, monkeypatch):
+    import dccseg.training.evaluate as evaluate
+    import dccseg.training.pipeline as pipeline
+
+    monkeypatch.setenv("DCCSEG_MODEL_STORE", str(tmp_path / "store"))
+    store = ModelStore(tmp_path / "store", builtin_root=tmp_path / "none")
+    dataset = phantom_dataset(tmp_path / "data", cases=3)
+    assert train_all(dataset, tmp_path / "scratch", name="kids", config="tiny", overrides=QUICK, device="cpu", store=store) == "finished"
+    with pytest.raises(DccsegError, match="fine-tune one with --from"):
+        train_all(dataset, tmp_path / "no-start", name="kids", config="tiny", device="cpu", store=store, body_scale="auto")
+    with pytest.raises(DccsegError, match="kids@0.1.0 has no organ volumes in its card"):
+        train_all(dataset, tmp_path / "no-sizes", name="kids", config="tiny", device="cpu", store=store, from_model="kids", body_scale="auto")
+    with pytest.raises(DccsegError, match="--body-scale takes 'auto'"):
+        train_all(dataset, tmp_path / "too-big", name="kids", config="tiny", device="cpu", store=store, from_model="kids", body_scale=1.5)
+
+    read, spacings = [], []
+    segment = evaluate.segment_volume
+    monkeypatch.setattr(evaluate, "segment_volume", lambda ct, model, body_scale: read.append(body_scale) or segment(ct, model, body_scale=body_scale))
+    adult_size = pipeline.at_adult_size
+    monkeypatch.setattr(pipeline, "at_adult_size", lambda volume, scale: spacings.append(scale) or adult_size(volume, scale))
+    assert train_all(dataset, tmp_path / "tuned", name="kids", config="tiny", overrides=QUICK, device="cpu", store=store,
+                     from_model="kids", world_ratio=0.0, held_out=["case1"], benchmark=False, body_scale=0.6) == "finished"
+    card = store.resolve("kids@0.2.0").card
+    assert card.training["body_scale"] == 0.6 and card.metrics["finetune"]["held_out"]["body_scale"] == 0.6
+    assert "held-out case(s) read at body scale 0.6" in card.metrics["finetune"]["summary"]
+    assert spacings and set(spacings) == {0.6}, "every case the stages load is trained at an adult's size"
+    assert read and set(read) == {0.6}, "the held-out case is evaluated before and after as segment --body-scale reads it"

@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                             help=f"with --from: renders of the bundled bodies in all phases per training case, so the model keeps working beyond your scans (default {WORLD_RATIO})")
     everything.add_argument("--held-out", metavar="ID[,ID...]", help="the cases to hold out for validation and the before/after comparison (default: a random --val-fraction)")
     everything.add_argument("--no-benchmark", action="store_true", help="with --from: compare before/after on the held-out cases only, not on the bundled benchmark")
+    everything.add_argument("--body-scale", default="1", metavar="auto|F",
+                            help="your cases are children: train on them at an adult's size and compare before/after as 'segment --body-scale' reads them. "
+                                 "auto measures each case by its labels against the --from model's organ volumes; a number is their size relative to an adult (default 1, adults)")
     everything.set_defaults(func=run_all)
 
     release = stages.add_parser("release", parents=[common],
@@ -145,7 +148,7 @@ def run_all(args: argparse.Namespace, progress: Progress) -> int:
     return _exit(train_all(
         args.dataset, args.output, name=args.name, loss=args.loss, config=args.config,
         overrides=_overrides(args, ("coarse", "refine")), device=args.device, resume=args.resume, progress=_progress(progress),
-        from_model=args.from_model, world_ratio=args.world_ratio, held_out=held_out, benchmark=not args.no_benchmark,
+        from_model=args.from_model, world_ratio=args.world_ratio, held_out=held_out, benchmark=not args.no_benchmark, body_scale=args.body_scale,
     ))
 
 

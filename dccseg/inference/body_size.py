@@ -71,3 +71,18 @@ def size_factor(coarse: Volume, reference_ml: Mapping[str, float]) -> float | No
 def within_range(factor: float) -> float:
     """The body scale a measured size factor gives: the factor kept within [MIN_SCALE, MAX_SCALE]."""
     return min(max(factor, MIN_SCALE), MAX_SCALE)
+
+
+def labelled_body_scale(labels: Volume, body_scale: float | str, reference_ml: Mapping[str, float]) -> float:
+    """A training case's body scale: ``body_scale`` itself, or with ``AUTO`` its reference ``labels`` (canonical, z first) measured
+    as inference measures a coarse pass; 1 when fewer than ``MIN_ORGANS`` lie whole in them."""
+    if body_scale != AUTO:
+        return float(body_scale)
+    factor = size_factor(labels, reference_ml)
+    return 1.0 if factor is None else within_range(factor)
+
+
+def at_adult_size(volume: Volume, body_scale: float) -> Volume:
+    """``volume`` with spacing and origin divided by ``body_scale``: on the card's grids it gives the voxels that grids
+    ``body_scale`` times as fine give the original, so training sees a child as ``--body-scale`` shows it to the networks."""
+    return Volume(volume.array, tuple(s / body_scale for s in volume.spacing), tuple(o / body_scale for o in volume.origin), volume.direction)

@@ -27,7 +27,7 @@ def cross_validated(session: Session, start: StartingModel, world: list[tuple[st
     from dccseg.training.pipeline import coarse_stage, refine_stage, write_run_model
 
     cases = list(session.train_ids)
-    before = case_scores(start.ref, session.cases(cases), session.ctx.device, session.progress)
+    before = case_scores(start.ref, session.cases(cases), session.ctx.device, session.progress, session.body_scale)
     after: dict[str, float] = {}
     for index, case_id in enumerate(cases):
         folder = session.run_dir / FOLDER / case_id
@@ -41,6 +41,6 @@ def cross_validated(session: Session, start: StartingModel, world: list[tuple[st
             refine_stage(fold, start.coarse, None, initial_state=start.refine_state, world=world)
             write_run_model(fold, coarse, "cross-validation-fold", start=start)
         state.finish("finished", "fold finished")
-        after.update(case_scores(str((folder / MODEL_FOLDER).resolve()), session.cases([case_id]), session.ctx.device, session.progress))
+        after.update(case_scores(str((folder / MODEL_FOLDER).resolve()), session.cases([case_id]), session.ctx.device, session.progress, session.body_scale))
     session.state.progress("cross-validation", len(cases), len(cases), f"{len(cases)} folds done", force=True)
     return {**compare(before, after), "method": "cross-validation"}

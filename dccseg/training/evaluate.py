@@ -14,15 +14,16 @@ from dccseg.progress import QUIET, Progress
 from dccseg.store import load_model
 
 
-def evaluate_cases(model_ref: str, cases: list[Case], device: torch.device, progress: Progress = QUIET, stage: str = "evaluate") -> list[dict[str, Any]]:
-    """``evaluate_pair`` of every case, segmented with ``model_ref`` (a reference or a model folder) as ``dccseg segment`` does."""
+def evaluate_cases(model_ref: str, cases: list[Case], device: torch.device, progress: Progress = QUIET, stage: str = "evaluate",
+                   body_scale: float | str = 1.0) -> list[dict[str, Any]]:
+    """``evaluate_pair`` of every case, segmented with ``model_ref`` (a reference or a model folder) as ``dccseg segment --body-scale`` does."""
     model = load_model(model_ref, device)
     results = []
     for index, case in enumerate(cases):
         progress.update(stage, index / max(len(cases), 1), f"segmenting {case.id} with {model.card.ref}")
         ct = read_image(case.image)
         reference = read_labelmap(case.label, reference=ct)
-        results.append(evaluate_pair(segment_volume(ct, model), reference, model.card.organ_objects, case=case.id, phase=case.phase))
+        results.append(evaluate_pair(segment_volume(ct, model, body_scale=body_scale), reference, model.card.organ_objects, case=case.id, phase=case.phase))
     progress.update(stage, 1.0, f"{len(cases)} case(s)")
     return results
 

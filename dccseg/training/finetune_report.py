@@ -28,9 +28,9 @@ BENCHMARK_SPACING = (2.0, 2.0, 4.0)
 BENCHMARK_SEED = 4242
 
 
-def case_scores(model_ref: str, cases: list[Case], device: torch.device, progress: Progress = QUIET) -> dict[str, float]:
-    """Case id -> mean Dice over the organs of its reference, segmented with ``model_ref`` as ``dccseg segment`` does."""
-    return case_dice(evaluate_cases(model_ref, cases, device, progress, stage="compare"))
+def case_scores(model_ref: str, cases: list[Case], device: torch.device, progress: Progress = QUIET, body_scale: float | str = 1.0) -> dict[str, float]:
+    """Case id -> mean Dice over the organs of its reference, segmented with ``model_ref`` as ``dccseg segment --body-scale`` does."""
+    return case_dice(evaluate_cases(model_ref, cases, device, progress, stage="compare", body_scale=body_scale))
 
 
 def benchmark_cases(run_dir: Path) -> list[Case]:
@@ -88,7 +88,8 @@ def summary_line(report: dict[str, Any]) -> str:
     """"on your 3 held-out cases: 0.81 -> 0.88 (p = 0.25); on the benchmark: 0.86 -> 0.86"."""
     held = report["held_out"]
     how = "cross-validated" if held.get("method") == "cross-validation" else "held-out"
-    parts = [f"on your {len(held['cases'])} {how} case(s): {_text(held['before'])} -> {_text(held['after'])}"
+    read = f" read at body scale {held['body_scale']}" if "body_scale" in held else ""
+    parts = [f"on your {len(held['cases'])} {how} case(s){read}: {_text(held['before'])} -> {_text(held['after'])}"
              + (f" (p = {held['p_value']:.2g})" if held.get("p_value") is not None else "")]
     bench = report.get("benchmark")
     if bench:

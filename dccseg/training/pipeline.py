@@ -21,9 +21,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from dccseg.dataset import Dataset
+from dccseg.dataset import Case, Dataset
 from dccseg.errors import DccsegError
 from dccseg.organs import ORGAN_BY_LABEL
+from dccseg.inference.body_size import AUTO, at_adult_size, labelled_body_scale, parse_body_scale
 from dccseg.inference.settings import InferenceSettings
 from dccseg.networks import CoarseConfig
 from dccseg.progress import QUIET, Progress
@@ -77,11 +78,14 @@ def train_refine(dataset: str | Path, output: str | Path, *, coarse: str | Path 
 
 
 def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MODEL_NAME, loss: str = "none", config: str = "default", overrides: Mapping[str, Any] | None = None, device: str = "auto", resume: bool = False, progress: Progress = QUIET, store: ModelStore | None = None,
-              from_model: str | None = None, world_ratio: float = WORLD_RATIO, held_out: list[str] | None = None, benchmark: bool = True) -> str:
+              from_model: str | None = None, world_ratio: float = WORLD_RATIO, held_out: list[str] | None = None, benchmark: bool = True,
+              body_scale: float | str = 1.0) -> str:
     """Coarse -> pretraining (``loss`` != none) -> refine -> evaluation -> a new version of ``name`` in the store.
 
     ``from_model``: fine-tune that model (``dccseg.training.finetune``) with ``world_ratio`` renders of the bundled bodies per
     training case, then compare it with the new one on the held-out cases (and the benchmark); a worse result is registered held back.
+    ``body_scale``: the dataset's cases are children of that size (``AUTO``: each measured by its labels against the starting
+    model's organ volumes); they train at an adult's size and are evaluated as ``dccseg segment --body-scale`` reads them.
     """
     if loss not in PRETRAIN_LOSSES:
         raise DccsegError(f"unknown pretraining loss '{loss}'; use one of {', '.join(PRETRAIN_LOSSES)}")
@@ -90,7 +94,10 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
     if from_model and loss != "none":
         raise DccsegError("a fine-tune keeps its starting model's refine encoder; drop --loss, or train from scratch without --from")
     world_count(world_ratio, 0)
+    body_scale = _checked_body_scale(body_scale, from_model)
     request = {"command": "all", "preset": config, "overrides": dict(overrides or {}), "name": name, "loss": loss, "held_out": held_out}
+    if body_scale != 1.0:
+        request["body_scale"] = body_scale
     if from_model:
         request.update({"from": starting_entry(from_model).ref, "world_ratio": world_ratio, "benchmark": benchmark})
         if not held_out and 2 <= len(labelled_cases(Dataset.load(dataset))) < CROSS_VALIDATE_BELOW:
@@ -139,6 +146,30 @@ def _run(session: Session, body) -> str:
     return "finished"
 
 
+def _checked_body_scale(body_scale: float | str, from_model: str | None) -> float | str:
+    """``train all --body-scale``, refused where it cannot work: ``AUTO`` needs a starting model whose card holds organ volumes."""
+    body_scale = parse_body_scale(str(body_scale))
+    if body_scale == AUTO:
+        if not from_model:
+            raise DccsegError("--body-scale auto measures your cases against a model's organ volumes: fine-tune one with --from (e.g. --from dccseg-abdomen), or give the children's size as a number, e.g. --body-scale 0.6")
+        entry = starting_entry(from_model)
+        if not entry.card.preprocessing.get("size_reference_ml"):
+            raise DccsegError(f"{entry.ref} has no organ volumes in its card to measure your cases by; give the children's size as a number, e.g. --body-scale 0.6")
+    return body_scale
+
+
+def read_case(session: Session, case: Case, log: bool = False) -> tuple[Volume, Volume]:
+    """The case's CT and labels in canonical orientation; at an adult's size when the run's cases are children (``train all --body-scale``)."""
+    ct, labels = read_canonical(case)
+    wanted = session.body_scale
+    if wanted == 1.0:
+        return ct, labels
+    scale = labelled_body_scale(labels, wanted, session.config.preprocessing.size_reference_ml or {})
+    if log:
+        session.log(f"{case.id}: body scale {scale:.2f}, trained at an adult's size")
+    return at_adult_size(ct, scale), at_adult_size(labels, scale)
+
+
 def _text(value: str | Path | None) -> str | None:
     return None if value is None else str(value)
 
@@ -160,7 +191,7 @@ def load_coarse_cases(session: Session, ids: list[str]) -> list[CaseVolumes]:
     out, labelmaps = [], []
     for i, case in enumerate(session.cases(ids)):
         session.state.set(force=False, stage=LOAD_STAGE, message=f"loading {case.id} ({i + 1}/{len(ids)})")
-        ct, labels = read_canonical(case)
+        ct, labels = read_case(session, case, log=True)
         labelmaps.append(labels.array)
         ct, labels = on_grid(ct, labels, spacing)
         out.append(CaseVolumes(case.id, source_phase(ct, labels, case.phase), ct, labels))
@@ -239,7 +270,7 @@ def refine_stage(session: Session, coarse: CoarseModel | None, encoder_state: Ma
     labelmaps = []
     for case in session.cases(session.train_ids + session.val_ids):
         session.state.set(force=False, stage=LOAD_STAGE, message=f"loading {case.id}")
-        ct, labels = read_canonical(case)
+        ct, labels = read_case(session, case)
         labelmaps.append(labels.array)
         ct_c, labels_c = on_grid(ct, labels, config.preprocessing.coarse_spacing)
         small[case.id] = CaseVolumes(case.id, source_phase(ct_c, labels_c, case.phase), ct_c, labels_c)
@@ -304,6 +335,8 @@ def write_run_model(session: Session, coarse: CoarseModel, name: str, pretrainin
     }
     if start is not None:
         training["fine_tune"] = {"from": start.ref, "world_ratio": session.request.get("world_ratio"), "weight_share": WEIGHT_SHARE}
+    if session.body_scale != 1.0:
+        training["body_scale"] = session.body_scale
     validation = {"coarse_val_dice": (coarse.info.get("best") or {}).get("value"), "refine_val_patch_dice": (refine_info.get("best") or {}).get("value")}
     card = build_card(name, RUN_MODEL_VERSION, coarse.info, refine_info, training, metrics or {"validation": validation},
                       description=f"trained by 'dccseg train' ({session.config.name} preset) on {session.dataset.name}")
@@ -319,7 +352,7 @@ def evaluate_stage(session: Session) -> dict[str, float]:
         return {}
     session.state.progress("evaluate", 0.0, 1, f"evaluating on {len(session.val_ids)} validation cases", force=True)
     folder = session.run_dir / MODEL_FOLDER
-    results = evaluate_cases(str(folder.resolve()), session.cases(session.val_ids), session.ctx.device, session.progress)
+    results = evaluate_cases(str(folder.resolve()), session.cases(session.val_ids), session.ctx.device, session.progress, body_scale=session.body_scale)
     metrics = card_metrics(results)
     card, weights = read_model_folder(session.run_dir)
     card.metrics = {**metrics, "validation": card.metrics.get("validation")}
@@ -344,8 +377,10 @@ def compare_stage(session: Session, start: StartingModel, world: list[tuple[str,
     else:
         held = session.cases(session.val_ids)
         session.state.progress(COMPARE_STAGE, 0.0, 1, f"{start.ref} against the new model on {len(held)} held-out case(s)", force=True)
-        held_out = compare(case_scores(start.ref, held, session.ctx.device, session.progress), held_out_dice)
+        held_out = compare(case_scores(start.ref, held, session.ctx.device, session.progress, session.body_scale), held_out_dice)
         held_out["method"] = "held-out"
+    if session.body_scale != 1.0:
+        held_out["body_scale"] = session.body_scale
     bench = None
     if session.request.get("benchmark", True):
         cases = benchmark_cases(session.run_dir)

@@ -38,6 +38,11 @@ class Session:
     val_ids: list[str]
     request: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def body_scale(self) -> float | str:
+        """The size of the dataset's bodies relative to an adult (``train all --body-scale``): 1, a number, or "auto" (measured per case)."""
+        return self.request.get("body_scale", 1.0)
+
     def cases(self, ids: list[str]) -> list[Case]:
         by_id = {c.id: c for c in self.dataset.cases}
         return [by_id[i] for i in ids]
