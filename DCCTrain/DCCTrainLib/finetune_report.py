@@ -37,6 +37,8 @@ def finetune_summary(card: dict[str, Any]) -> str:
     held_out = finetune.get("held_out") if isinstance(finetune.get("held_out"), dict) else {}
     cases = held_out.get("cases") if isinstance(held_out.get("cases"), list) else []
     how = " (cross-validation)" if held_out.get("method") == "cross-validation" else ""
+    if "body_scale" in held_out:
+        how += f" read as children (body scale {held_out['body_scale']}; tick Child in DCC Segment)"
     first = f"from {finetune.get('from') or 'an unnamed model'}: on your {len(cases)} held-out case{'' if len(cases) == 1 else 's'}{how} {_change(held_out)}"
     p_value = _number(held_out.get("p_value"))
     if p_value is not None:

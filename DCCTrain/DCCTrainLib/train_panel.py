@@ -123,6 +123,10 @@ class TrainPanel:
         self.world_ratio.value = 1.0
         self.world_ratio.setToolTip("How much of the model's original kind of training data fine-tuning mixes in with your cases (0: your cases only).")
         train_form.addRow("World data ratio:", self.world_ratio)
+        self.children_box = qt.QCheckBox("the cases are children")
+        self.children_box.setToolTip("Fine-tune on each case at an adult's size, measured by its organs, and compare before/after as DCC Segment reads a scan with Child ticked. "
+                                      "Segment children with Child ticked afterwards.")
+        train_form.addRow("Children:", self.children_box)
         self.loss_combo = self._combo(LOSSES, "dcc")
         train_form.addRow("Pretraining loss:", self.loss_combo)
         self.epochs = qt.QSpinBox()
@@ -316,6 +320,7 @@ class TrainPanel:
         fine_tunes = self.stage_combo.currentText == "all"
         self.from_combo.enabled = fine_tunes
         self.world_ratio.enabled = fine_tunes and self.from_combo.currentData != FROM_SCRATCH
+        self.children_box.enabled = self.world_ratio.enabled
         self.loss_combo.enabled = not self.world_ratio.enabled  # a fine-tune keeps its model's encoder
         self.from_combo.setItemText(0, f"the model DCC Segment uses ({default_from_model(segment_model())})")
 
@@ -323,7 +328,7 @@ class TrainPanel:
         return TrainParameters(
             self._dataset(), self.stage_combo.currentText, self.loss_combo.currentText, self.epochs.value or None,
             self.device_combo.currentText, self.config_combo.currentText, self.model_name.text.strip(),
-            from_model=self._from_model(), world_ratio=float(self.world_ratio.value),
+            from_model=self._from_model(), world_ratio=float(self.world_ratio.value), children=self.children_box.checked and self.children_box.enabled,
         )
 
     def _on_train(self) -> None:

@@ -28,7 +28,8 @@ class TrainParameters:
 
     ``from_model`` (a model reference; FROM_SCRATCH for none) and ``world_ratio`` (``--world-ratio``: how much of
     the model's original kind of training data fine-tuning mixes in, see docs/training.md) apply to ``all``, which
-    then fine-tunes that model; the other stages train from scratch.
+    then fine-tunes that model; the other stages train from scratch. ``children`` (``--body-scale auto``): the cases are
+    children, each trained at an adult's size and compared before/after as DCC Segment's Child box reads them.
     """
 
     dataset: Path
@@ -40,6 +41,7 @@ class TrainParameters:
     name: str = ""
     from_model: str = FROM_SCRATCH
     world_ratio: float = 1.0
+    children: bool = False
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.stage, STAGES, "stage"), (self.loss, LOSSES, "loss"), (self.config, CONFIGS, "config"), (self.device, DEVICES, "device")):
@@ -51,6 +53,8 @@ class TrainParameters:
             raise ValueError("pretraining needs a loss; choose one other than 'none'")
         if not isinstance(self.world_ratio, (int, float)) or not math.isfinite(self.world_ratio) or self.world_ratio < 0:
             raise ValueError(f"the world ratio must be a number of 0 or more, not {self.world_ratio!r}")
+        if self.children and not (self.stage == "all" and self.from_model):
+            raise ValueError("children's cases are measured against the model they fine-tune: choose the stages 'all' and a model to start from, not from scratch")
 
     def arguments(self, run_dir: Path, resume: bool = False) -> list[str | os.PathLike]:
         """Arguments after ``dccseg``."""
@@ -64,6 +68,8 @@ class TrainParameters:
             args += ["--name", self.name]
         if fine_tunes:
             args += ["--from", self.from_model, "--world-ratio", str(float(self.world_ratio))]
+            if self.children:
+                args += ["--body-scale", "auto"]
         if resume:
             args.append("--resume")
         return args + ["--progress", "json"]

@@ -37,6 +37,16 @@ def test_train_all_passes_the_model_to_fine_tune_and_the_world_ratio(tmp_path):
             TrainParameters(tmp_path, world_ratio=bad)
 
 
+def test_a_fine_tune_on_children_asks_the_engine_to_measure_each_case(tmp_path):
+    params = TrainParameters(tmp_path, stage="all", from_model="dccseg-abdomen", children=True)
+    args = params.arguments(tmp_path / "run")
+    assert args[args.index("--body-scale") + 1] == "auto" and TrainParameters.from_dict(params.to_dict()) == params
+    assert "--body-scale" not in TrainParameters(tmp_path, stage="all", from_model="dccseg-abdomen").arguments(tmp_path)
+    for start in ({"from_model": FROM_SCRATCH}, {"stage": "coarse", "from_model": "dccseg-abdomen"}):
+        with pytest.raises(ValueError, match="children's cases are measured against the model they fine-tune"):
+            TrainParameters(tmp_path, children=True, **start)
+
+
 def test_runs_launched_before_fine_tuning_existed_resume_from_scratch(tmp_path):
     old = {"dataset": str(tmp_path), "stage": "all", "loss": "dcc", "epochs": None, "device": "auto", "config": "default", "name": ""}
     params = TrainParameters.from_dict(old)
@@ -74,6 +84,12 @@ def test_finetune_summary_shows_before_after_verdict_and_why_a_model_is_held_bac
         "from dccseg-abdomen@0.2.0: on your 1 held-out case (cross-validation) 0.810 -> 0.700 (-0.110)",
         "verdict: worse on your cases",
         "held back: worse on the benchmark (0.86 -> 0.80) (never the default; choose it in DCC Segment to use it anyway)"]
+
+
+def test_finetune_summary_says_when_the_cases_were_read_as_children():
+    children = json.loads(json.dumps(FINETUNED))
+    children["metrics"]["finetune"]["held_out"]["body_scale"] = "auto"
+    assert finetune_summary(children).startswith("from dccseg-abdomen@0.2.0: on your 2 held-out cases read as children (body scale auto; tick Child in DCC Segment) 0.810 -> 0.880")
 
 
 def test_finetune_summary_is_empty_for_models_trained_from_scratch_and_survives_odd_cards():
