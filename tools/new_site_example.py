@@ -10,7 +10,8 @@ Bodies come from the bundled training bodies (never the test bodies, which the b
 
 Steps, each skipped when its result is already in WORK (so a stopped example resumes):
 ``WORK/site`` (the dataset), ``WORK/finetune-r<R>`` (``train all --from MODEL --world-ratio R``, one per ratio),
-``WORK/scratch`` (``train all`` from scratch on the same three cases, for the fine-tune's epochs: coarse 15, refine 5), then
+``WORK/finetune-children`` (the first ratio with ``--body-scale auto``: the children trained at an adult's size and
+compared as DCC Segment's Child box reads them), ``WORK/scratch`` (``train all`` from scratch on the same three cases, for the fine-tune's epochs: coarse 15, refine 5), then
 ``WORK/report.json`` (before/after of every run, on the held-out cases and the benchmark; the first ratio is the
 one the report calls the fine-tune). ``docs/finetune_example.json`` is that report for the shipped model.
 """
@@ -36,6 +37,7 @@ SPACING = (2.0, 2.0, 4.0)
 CHILD_SCALE = 0.5
 TRAIN, HELD_OUT = 3, 3
 SEED = 5
+CHILDREN_RUN = "finetune-children"
 SCRATCH_OVERRIDES = {"coarse__epochs": 15, "refine__epochs": 5, "refine__prior": "coarse"}  # the fine-tune's epochs; coarse-mask priors need no fold models
 
 
@@ -73,8 +75,11 @@ def _train(work: Path, run: str, **options) -> float | None:
     return round(time.perf_counter() - started)
 
 
-def _card(work: Path, run: str) -> dict:
-    return json.loads((work / run / "model" / "model.json").read_text(encoding="utf-8"))
+def _run_report(work: Path, run: str, seconds: float | None, previous: dict, **settings) -> dict:
+    """A fine-tune's before/after from its card, with its settings and wall seconds (those of an earlier report when it was skipped)."""
+    card = json.loads((work / run / "model" / "model.json").read_text(encoding="utf-8"))
+    return {**card["metrics"]["finetune"], "held_back": card.get("held_back", ""), **settings,
+            "seconds": seconds if seconds is not None else previous.get(run, {}).get("seconds")}
 
 
 def scratch_report(work: Path, finetune: dict, held_out: list[str]) -> dict:
@@ -110,9 +115,9 @@ def main() -> None:
     for ratio in args.world_ratio:
         run = f"finetune-r{ratio:g}"
         seconds = _train(args.work, run, from_model=args.model, world_ratio=ratio, held_out=held_out, name="site")
-        card = _card(args.work, run)
-        report["runs"][run] = {**card["metrics"]["finetune"], "held_back": card.get("held_back", ""), "world_ratio": ratio,
-                               "seconds": seconds if seconds is not None else previous.get(run, {}).get("seconds")}
+        report["runs"][run] = _run_report(args.work, run, seconds, previous, world_ratio=ratio)
+    seconds = _train(args.work, CHILDREN_RUN, from_model=args.model, world_ratio=args.world_ratio[0], held_out=held_out, name="site-children", body_scale="auto")
+    report["runs"][CHILDREN_RUN] = _run_report(args.work, CHILDREN_RUN, seconds, previous, world_ratio=args.world_ratio[0], body_scale="auto")
     _train(args.work, "scratch", overrides=SCRATCH_OVERRIDES, held_out=held_out, name="site-scratch")
     report["runs"]["scratch"] = scratch_report(args.work, report["runs"][f"finetune-r{args.world_ratio[0]:g}"], held_out)
     report_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -154,6 +154,10 @@ def test_the_committed_new_site_example_holds_its_margins_for_the_current_defaul
     # no held-out child loses more than 0.01, the benchmark no more than 0.02.
     assert tuned["held_out"]["delta"] >= 0 and all(c["after"] > c["before"] - 0.01 for c in tuned["held_out"]["per_case"].values()) and tuned["benchmark"]["delta"] >= -0.02
     assert tuned["seconds"] <= 20 * 60
+    children = report["runs"]["finetune-children"]  # train all --body-scale auto: the toddlers trained at an adult's size, read as Child reads them
+    assert children["held_out"]["body_scale"] == "auto" and children["benchmark"]["delta"] >= -0.02 and children["seconds"] <= 20 * 60
+    assert children["held_out"]["before"] > tuned["held_out"]["after"] + 0.2, "docs/training.md: for these children, ticking Child beats any fine-tune read at their size"
+    assert children["verdict"] != "worse" or children["held_back"], "a fine-tune worse on the children it was read as is held back"
     scratch = report["runs"]["scratch"]
     assert scratch["held_out"]["after"] < tuned["held_out"]["after"] - 0.2 and scratch["benchmark"]["after"] < tuned["benchmark"]["after"] - 0.2
 
