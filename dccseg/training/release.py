@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dccseg.errors import DccsegError
+from dccseg.inference.body_size import reference_volumes
 from dccseg.losses import binary_dice_loss, coarse_dice_ce_loss
 from dccseg.networks import build_coarse_net, build_refine_net
 from dccseg.phantoms.templates import BODY_SPLIT
@@ -36,6 +37,7 @@ from dccseg.training.refine_data import gather_patches
 from dccseg.training.release_data import REAL_CASE, CaseRecipe, ReleaseCase, source_files
 from dccseg.training.release_stages import CoarsePool, RefinePool, TimedResult, coarse_validation, refine_validation, run_timed
 from dccseg.training.release_workers import CaseWorkers, default_workers
+from dccseg.volume import Volume
 
 NAME, VERSION = "dccseg-abdomen", "0.5.0"  # the next version after the shipped CPU-trained 0.4.5
 NEVER_TRAINED_ON = [*BODY_SPLIT["test"], "the real portal-venous slab"]
@@ -168,6 +170,8 @@ def train_release(output: str | Path, *, minutes: float = 9.0, device: str = "au
         router.wait(lambda: len(refine_pool) >= min(workers, 4) and len(refine_val), deadline, "refine cases")
         refine = _refine_stage(config, sizes, router, deadline - time.monotonic() - sizes.end_reserve_s, ctx, rng, progress)
         summary, bodies, validated = router.summary(), router.bodies(), router.validated
+    organ_volumes = size_reference(router.coarse_val, config.preprocessing.coarse_spacing)
+    config = dataclasses.replace(config, preprocessing=dataclasses.replace(config.preprocessing, size_reference_ml=organ_volumes))
     training = {
         "recipe": f"dccseg train release {shlex.quote(str(output))} --minutes {minutes:g} --scale {scale} --device {device} "
                   f"--workers {workers} --seed {seed} --name {name} --version {version}",
@@ -193,6 +197,13 @@ def train_release(output: str | Path, *, minutes: float = 9.0, device: str = "au
     write_model_folder(output, card, {"coarse": coarse.state, "refine": refine.state})
     progress.log(f"wrote {output} in {time.monotonic() - started:.0f} s")
     return output
+
+
+def size_reference(cases: list[ReleaseCase], spacing: tuple[float, float, float]) -> dict[str, float] | None:
+    """The card's ``size_reference_ml`` (``--body-scale auto``): mean whole-organ volumes of the coarse validation cases (fresh
+    anatomies of the training bodies) drawn without pathology, whose enlarged and shrunken organs would skew a mean of a few cases."""
+    typical = [case for case in cases if not case.pathology] or cases
+    return reference_volumes(Volume(case.labels, spacing, (0.0, 0.0, 0.0), tuple(np.eye(3).ravel())) for case in typical) or None
 
 
 def _coarse_stage(config: TrainingConfig, sizes: ReleaseScale, router: CaseRouter, seconds: float, ctx: DeviceContext, rng: np.random.Generator,
