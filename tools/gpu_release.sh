@@ -5,10 +5,10 @@
 #
 # Runs in the repository root of a checkout that carries .device-wheels/ (tools/fetch_device_wheels.sh). The machine
 # needs Python with torch (CUDA), numpy and scipy; SimpleITK, MONAI and network are not needed. OUTPUT_MODEL_DIR
-# defaults to $OUT/dccseg-abdomen-0.2.0 (the device tool's output folder) or ./dccseg-abdomen-0.2.0. PYTHON picks the interpreter (python3).
+# defaults to $OUT/dccseg-abdomen-gpu (the device tool's output folder) or ./dccseg-abdomen-gpu; the card's version is the recipe's (--version). PYTHON picks the interpreter (python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL_DIR=${1:-${OUT:-.}/dccseg-abdomen-0.2.0}
+MODEL_DIR=${1:-${OUT:-.}/dccseg-abdomen-gpu}
 shift || true
 PYTHON=${PYTHON:-python3}
 SITE=$(mktemp -d)
