@@ -22,7 +22,7 @@ from dccseg.training.finetune import EPOCH_SHARE, LR_SHARE, PATIENCE, WEIGHT_SHA
 from dccseg.training.finetune_report import compare, summary_line, verdict
 from dccseg.training.pipeline import train_all
 from dccseg.training.runstate import read_status
-from tiny_models import tiny_card
+from tiny_models import register_tiny_model, tiny_card
 from train_fixtures import SHAPE, phantom_dataset
 
 QUICK = {"coarse__epochs": 2, "refine__epochs": 1}
@@ -170,22 +170,26 @@ def test_a_fine_tune_on_children_trains_and_compares_them_as_the_child_box_reads
     store = ModelStore(tmp_path / "store", builtin_root=tmp_path / "none")
     dataset = phantom_dataset(tmp_path / "data", cases=3)
     assert train_all(dataset, tmp_path / "scratch", name="kids", config="tiny", overrides=QUICK, device="cpu", store=store) == "finished"
+    sizes = store.resolve("kids@0.1.0").card.preprocessing["size_reference_ml"]
+    assert len(sizes) >= 2 and all(v > 0 for v in sizes.values()), f"a model trained from scratch measures bodies by its own training cases: {sizes}"
+    register_tiny_model(tmp_path / "store", tiny_card(name="no-sizes"))
     with pytest.raises(DccsegError, match="fine-tune one with --from"):
         train_all(dataset, tmp_path / "no-start", name="kids", config="tiny", device="cpu", store=store, body_scale="auto")
-    with pytest.raises(DccsegError, match="kids@0.1.0 has no organ volumes in its card"):
-        train_all(dataset, tmp_path / "no-sizes", name="kids", config="tiny", device="cpu", store=store, from_model="kids", body_scale="auto")
+    with pytest.raises(DccsegError, match="no-sizes@.* has no organ volumes in its card"):
+        train_all(dataset, tmp_path / "no-sizes", name="kids", config="tiny", device="cpu", store=store, from_model="no-sizes", body_scale="auto")
     with pytest.raises(DccsegError, match="--body-scale takes 'auto'"):
         train_all(dataset, tmp_path / "too-big", name="kids", config="tiny", device="cpu", store=store, from_model="kids", body_scale=1.5)
 
-    read, spacings = [], []
+    read, scales = [], []
     segment = evaluate.segment_volume
     monkeypatch.setattr(evaluate, "segment_volume", lambda ct, model, body_scale: read.append(body_scale) or segment(ct, model, body_scale=body_scale))
     adult_size = pipeline.at_adult_size
-    monkeypatch.setattr(pipeline, "at_adult_size", lambda volume, scale: spacings.append(scale) or adult_size(volume, scale))
+    monkeypatch.setattr(pipeline, "at_adult_size", lambda volume, scale: scales.append(scale) or adult_size(volume, scale))
     assert train_all(dataset, tmp_path / "tuned", name="kids", config="tiny", overrides=QUICK, device="cpu", store=store,
-                     from_model="kids", world_ratio=0.0, held_out=["case1"], benchmark=False, body_scale=0.6) == "finished"
+                     from_model="kids", world_ratio=0.0, held_out=["case1"], benchmark=False, body_scale="auto") == "finished"
     card = store.resolve("kids@0.2.0").card
-    assert card.training["body_scale"] == 0.6 and card.metrics["finetune"]["held_out"]["body_scale"] == 0.6
-    assert "held-out case(s) read at body scale 0.6" in card.metrics["finetune"]["summary"]
-    assert spacings and set(spacings) == {0.6}, "every case the stages load is trained at an adult's size"
-    assert read and set(read) == {0.6}, "the held-out case is evaluated before and after as segment --body-scale reads it"
+    assert card.training["body_scale"] == "auto" and card.metrics["finetune"]["held_out"]["body_scale"] == "auto"
+    assert card.preprocessing["size_reference_ml"] == sizes, "a fine-tune keeps the organ volumes of its start"
+    assert "held-out case(s) read at body scale auto" in card.metrics["finetune"]["summary"]
+    assert len(scales) == 2 * 2 * 3 and all(0.5 <= s <= 1.0 for s in scales), "each case the two stages load, CT and labels, at its measured size"
+    assert read and set(read) == {"auto"}, "the held-out case is evaluated before and after as segment --body-scale auto reads it"

@@ -24,7 +24,7 @@ import torch
 from dccseg.dataset import Case, Dataset
 from dccseg.errors import DccsegError
 from dccseg.organs import ORGAN_BY_LABEL
-from dccseg.inference.body_size import AUTO, at_adult_size, labelled_body_scale, parse_body_scale
+from dccseg.inference.body_size import AUTO, at_adult_size, labelled_body_scale, parse_body_scale, reference_volumes
 from dccseg.inference.settings import InferenceSettings
 from dccseg.networks import CoarseConfig
 from dccseg.progress import QUIET, Progress
@@ -114,6 +114,7 @@ def train_all(dataset: str | Path, output: str | Path, *, name: str = DEFAULT_MO
             start = load_starting_model(session.request["from"]) if session.request.get("from") else None
             world = world_volumes(session) if start is not None else []
             coarse_model = coarse_stage(session, start, world)
+            _adopt_coarse(session, coarse_model)
             encoder_state = None
             if session.request.get("loss", "none") != "none":
                 pretrain = importlib.import_module("dccseg.training.pretrain")
@@ -218,6 +219,8 @@ def coarse_stage(session: Session, start: StartingModel | None = None, world: li
         config = session.config
         loaded = load_coarse_cases(session, session.train_ids + session.val_ids)
         train, val = loaded[: len(session.train_ids)], loaded[len(session.train_ids):]
+        if start is None:  # from scratch: its own cases are the bodies --body-scale auto measures by (a fine-tune keeps its start's)
+            config = dataclasses.replace(config, preprocessing=dataclasses.replace(config.preprocessing, size_reference_ml=reference_volumes(c.labels for c in train) or None))
         pool = synthetic_cases(train, config.phase.synthetic_cases, config.seed)
         pool += [CaseVolumes(case_id, phase, *on_grid(ct, labels, config.preprocessing.coarse_spacing)) for case_id, phase, ct, labels in world]
         initial = start.coarse.state_dict if start is not None else None
@@ -237,11 +240,11 @@ def coarse_stage(session: Session, start: StartingModel | None = None, world: li
 
 
 def _adopt_coarse(session: Session, coarse: CoarseModel | None) -> None:
-    """Refine must see the coarse model's intensity scaling and coarse grid, whatever the preset says."""
+    """Refine must see the coarse model's intensity scaling and coarse grid, whatever the preset says, and the card gets its organ volumes."""
     if coarse is None:
         return
     given = Preprocessing.from_card(coarse.preprocessing)
-    preprocessing = dataclasses.replace(session.config.preprocessing, intensity=given.intensity, coarse_spacing=given.coarse_spacing)
+    preprocessing = dataclasses.replace(session.config.preprocessing, intensity=given.intensity, coarse_spacing=given.coarse_spacing, size_reference_ml=given.size_reference_ml)
     session.config = dataclasses.replace(
         session.config, preprocessing=preprocessing, coarse=dataclasses.replace(session.config.coarse, network=coarse.config)
     )
