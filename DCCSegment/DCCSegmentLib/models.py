@@ -28,6 +28,8 @@ class ModelInfo:
     weak_organs: tuple[str, ...] = ()
     measures_children: bool = False
     """The card holds its training bodies' organ volumes, by which the Child box (``--body-scale auto``) measures a body."""
+    learnt_children: bool = False
+    """Fine-tuned on children at an adult's size (``train all --body-scale``): it reads a child's scan as the Child box shows it."""
 
     @property
     def ref(self) -> str:
@@ -46,8 +48,11 @@ class ModelInfo:
         return "; ".join(parts)
 
     def caution(self) -> str:
-        """What to check first in Segment Editor: the organs the card measured below ``WEAK_DICE`` on cases the model did not train on."""
-        return f"Dice below {WEAK_DICE} on cases it did not train on: {', '.join(self.weak_organs)}. Check these first." if self.weak_organs else ""
+        """What to check first in Segment Editor: the organs the card measured below ``WEAK_DICE`` on cases the model did not train on;
+        and, for a model fine-tuned on children, that a child's scan needs the Child box."""
+        weak = f"Dice below {WEAK_DICE} on cases it did not train on: {', '.join(self.weak_organs)}. Check these first." if self.weak_organs else ""
+        children = "Fine-tuned on children at an adult's size: tick Child for a child's scan." if self.learnt_children else ""
+        return " ".join(t for t in (weak, children) if t)
 
 
 def parse_model_list(document: Any) -> list[ModelInfo]:
@@ -94,6 +99,7 @@ def _model_from_entry(entry: dict) -> ModelInfo:
         organs=tuple(o for o in card.get("organs", []) if isinstance(o, dict)),
         weak_organs=_weak_organs(metrics, card.get("organs", [])),
         measures_children=isinstance(card.get("preprocessing"), dict) and bool(card["preprocessing"].get("size_reference_ml")),
+        learnt_children=training.get("body_scale") not in (None, 1, 1.0),
     )
 
 

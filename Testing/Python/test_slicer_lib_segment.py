@@ -411,6 +411,9 @@ def test_the_child_box_needs_a_card_with_organ_volumes():
     assert not parse_model_list([entry])[0].measures_children
     entry["card"]["preprocessing"] = {"size_reference_ml": {"liver": 1409.9, "spleen": 323.7}}
     assert parse_model_list([entry])[0].measures_children
+    assert parse_model_list([entry])[0].caution() == ""
+    entry["card"]["training"] = {"body_scale": "auto"}
+    assert parse_model_list([entry])[0].caution() == "Fine-tuned on children at an adult's size: tick Child for a child's scan."
 
 
 @functools.cache
