@@ -1,0 +1,24 @@
+"""tools/body_holdout_study.py: the held-out body is validated on and never trained on; the figure is the mean of the last validations."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dccseg.dataset import Dataset
+from train_fixtures import single_thread_env
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "body_holdout_study.py"
+
+
+def test_a_held_out_body_is_only_validated_on(tmp_path):
+    work = tmp_path / "fold"
+    result = subprocess.run([sys.executable, str(TOOL), str(work), "--held-out", "s0327", "--anatomy", "wide", "--anatomies", "2", "--validation", "2", "--epochs", "2"],
+                            env=single_thread_env(), capture_output=True, text=True, encoding="utf-8", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    subjects = {case.id: case.subject for case in Dataset.load(work / "data").cases}
+    split = json.loads((work / "run" / "split.json").read_text(encoding="utf-8"))
+    assert len(split["val"]) == 2 and {subjects[i] for i in split["val"]} == {"s0327"}
+    assert len(split["train"]) == 2 and "s0327" not in {subjects[i] for i in split["train"]} and not {"s0006", "s0009"} & {subjects[i] for i in split["train"]}
+    report = json.loads((work / "result.json").read_text(encoding="utf-8"))
+    assert len(report["curve"]) == 2 and abs(report["figure"] - sum(report["curve"]) / 2) < 1e-4 and "held out s0327, wide anatomy" in result.stdout
