@@ -75,6 +75,19 @@ def write_model_folder(folder: Path, card: ModelCard, weights: dict[str, dict[st
         raise
 
 
+def set_preprocessing(folder: Path, **values: Any) -> ModelCard:
+    """Set ``preprocessing`` keys (``coarse_scales``, ``fusion_trust``, ...) in the card of the model version folder ``folder``,
+    checked as any card is; the weights stay as they are. The sweeps of ``tools/`` write their choice with it."""
+    path = Path(folder) / "model.json"
+    if not path.is_file():
+        raise DccsegError(f"{folder} is no model folder (no model.json); give the folder 'dccseg train release' or 'train all' wrote, not a store reference")
+    card = ModelCard.read(path)
+    updated = ModelCard.from_dict({**card.to_dict(), "preprocessing": {**card.preprocessing, **values}})
+    with atomic_output(path) as tmp:
+        updated.write(tmp)
+    return updated
+
+
 def read_model_folder(run_dir: Path) -> tuple[ModelCard, dict[str, dict[str, torch.Tensor]]]:
     folder = Path(run_dir) / MODEL_FOLDER
     if not (folder / "model.json").is_file():
