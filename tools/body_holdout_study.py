@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dccseg.dataset import Dataset
 from dccseg.networks import CoarseConfig
+from dccseg.phantoms import ANATOMY_PRESETS
 from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import Progress
 from dccseg.training.pipeline import train_coarse
@@ -41,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", type=Path)
     parser.add_argument("--held-out", required=True, choices=BODY_SPLIT["train"])
-    parser.add_argument("--anatomy", choices=("typical", "wide"), default="typical")
+    parser.add_argument("--anatomy", choices=sorted(ANATOMY_PRESETS), default="typical")
     parser.add_argument("--anatomies", type=int, default=120)
     parser.add_argument("--validation", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=50)

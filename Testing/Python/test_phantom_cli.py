@@ -31,6 +31,17 @@ def test_synth_writes_a_multi_phase_dataset(tmp_path):
     assert validate_dataset(out, QUIET).ok
 
 
+def test_synth_mixes_organ_shapes_between_the_listed_bodies(tmp_path):
+    def organs(anatomy):
+        out = tmp_path / anatomy
+        assert main(["phantom", "synth", str(out), "--count", "1", "--phase", "arterial", "--template", "s0009,totalseg_example", "--spacing", "6,6,6",
+                     "--anatomy", anatomy, "--whole-view", "--progress", "none"]) == 0
+        case = json.loads((out / "dataset.json").read_text(encoding="utf-8"))["cases"][0]
+        return sitk.GetArrayFromImage(sitk.ReadImage(str(out / case["label"])))
+
+    assert not np.array_equal(organs("mixed"), organs("typical"))  # s0009's kidneys, gallbladder, pancreas or adrenals take the other body's shapes
+
+
 def test_bad_phase_is_a_one_line_error(tmp_path, capsys):
     assert main(["phantom", "synth", str(tmp_path / "x"), "--phase", "venous", "--progress", "none"]) == 2
     assert "unknown phase 'venous'" in capsys.readouterr().err and not (tmp_path / "x").exists()

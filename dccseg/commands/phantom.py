@@ -87,10 +87,12 @@ def run_synth(args: argparse.Namespace, progress: Progress) -> int:
     spacing = tuple(float(v) for v in args.spacing.split(",")) if args.spacing else None
     dataset = Dataset.open_or_new(args.out_dir, name="synthetic CT")
     total = args.count * len(phases)
+    anatomy = ANATOMY_PRESETS[args.anatomy]
     for i in range(args.count):
         name, (labels_volume, names) = sources[i % len(sources)]
         tag = strip_suffix(Path(name)) if Path(name).exists() else name
         template = prepared(labels_volume, names)
+        donors = [prepared(*other) for k, (_, other) in enumerate(sources) if k != i % len(sources)] if anatomy.organ_swap > 0 else []
         seed = args.seed * 100003 + i
         rng = np.random.default_rng([seed, 1])
         style = "random" if rng.uniform() < args.random_style else "realistic"
@@ -100,7 +102,7 @@ def run_synth(args: argparse.Namespace, progress: Progress) -> int:
             progress.update("synth", (i * len(phases) + j) / total, f"case {i + 1}/{args.count}, {tag}, {phase}")
             view = None if args.whole_view else FieldOfViewSettings()
             ct, labels = synthesize_from_labels(template, phase=phase, seed=seed, output_spacing=spacing, style=style, field_of_view=view, pathology=pathology,
-                                                anatomy=ANATOMY_PRESETS[args.anatomy])
+                                                anatomy=anatomy, donors=donors)
             notes = f"template {tag}, seed {seed}, {args.anatomy} anatomy, {style} HU{', pathology' if pathology else ''}; same anatomy in every phase of this seed"
             _store(dataset, f"synth-{tag}-{seed}-{phase}", ct, labels, phase, "dccseg phantom synth", notes, subject=tag)
     progress.update("synth", 1.0, f"{total} case(s) in {dataset.root}")
@@ -141,7 +143,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     synth.add_argument("--random-style", type=float, default=0.0, help="fraction of anatomies rendered with random HU per tissue (domain randomisation; default 0)")
     synth.add_argument("--spacing", default=None, help="output spacing x,y,z in mm (default: the template's)")
     synth.add_argument("--anatomy", choices=sorted(ANATOMY_PRESETS), default="typical",
-                       help="how far each body is deformed: typical (+-15%% size) or wide (bodies +-25%%, organs +-30%% and moved up to 15 mm; default typical)")
+                       help="how far each body is deformed: typical (+-15%% size), wide (bodies +-25%%, organs +-30%% and moved up to 15 mm) or mixed "
+                            "(typical, and each solid or hollow organ shaped, half the time, as another --template body's; default typical)")
     synth.set_defaults(func=run_synth)
 
     simulate = sub.add_parser("simulate-phase", parents=[common], help="make a real CT look like another contrast phase inside its organ masks")

@@ -14,21 +14,25 @@ CONTROL_STRIDE = 4
 
 @dataclass(frozen=True)
 class AnatomySettings:
-    """How far a template's anatomy is deformed: whole-body scale, per-organ size and position, elastic field (mm)."""
+    """How far a template's anatomy is deformed: whole-body scale, per-organ size and position, elastic field (mm), and the
+    probability that an organ takes its shape from another body (``synthesis.swap_organs``, when the caller gives donors)."""
 
     scale_range: float = 0.15
     organ_scale_range: float = 0.15
     organ_shift_mm: float = 0.0
     elastic_mm: float = 6.0
+    organ_swap: float = 0.0
 
 
 ANATOMY_PRESETS = {
     "typical": AnatomySettings(),
     "wide": AnatomySettings(scale_range=0.25, organ_scale_range=0.3, organ_shift_mm=15.0, elastic_mm=10.0),
+    "mixed": AnatomySettings(organ_swap=0.5),
 }
 """``typical``: the template's body within +-15%; ``wide``: bodies 25% smaller or larger, organs +-30% in size and moved
 up to 15 mm (at most half their radius) against their neighbours, a stronger elastic field: patients differ more
-than deformations of five bodies do."""
+than deformations of five bodies do; ``mixed``: typical, and each solid or hollow organ shaped, with probability 0.5, as
+another training body's (organ shapes in combinations no one body has)."""
 
 
 def _rotation(angles_rad: np.ndarray) -> np.ndarray:

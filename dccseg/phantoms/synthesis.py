@@ -9,7 +9,7 @@ random HU: ``scan_styles``), texture, gas, bias, blur and an acquisition protoco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -21,7 +21,8 @@ from ..organs import ORGAN_BY_KEY
 from .acquisition import AcquisitionSettings, acquire
 from .deformation import AnatomySettings, random_sampling_coordinates, warp_labels
 from .field_of_view import FieldOfViewSettings, choose_z_range, crop_in_plane
-from .hu_table import TISSUE_INDEX, ScanHU, sample_scan, sample_timed_scan
+from .hu_table import TISSUE_INDEX, TISSUES, ScanHU, sample_scan, sample_timed_scan
+from .organ_swap import donor_shape, whole_in_z
 from .pathology import PathologySettings, add_pathology
 from .render import add_gas, render_ct, smooth_noise
 from .scan_styles import randomise_scan, with_oral_contrast
@@ -30,6 +31,10 @@ from .structures import HOLLOW, organ_label, structure_tissue
 STYLES = ("realistic", "random")
 """``realistic``: HU from the phase table; ``random``: random HU per tissue (SynthSeg-style domain randomisation)."""
 ORAL_CONTRAST = 0.2
+SWAPPABLE = ("spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach", "pancreas", "adrenal_gland_right", "adrenal_gland_left")
+"""Organs whose shape ``AnatomySettings.organ_swap`` may take from another body; not the tubes, whose ends must meet their neighbours'."""
+INNER_MIN_DEPTH_MM = {"kidney_medulla": 6.0, "bone_cancellous": 2.5}
+"""How deep inside its structure an inner compartment begins (mm); 3.5 mm for the contents of hollow organs."""
 
 LAYERS = ("visceral_fat", "visceral_soft", "wall_muscle", "subcutaneous_fat", "skin")
 _LAYER_TISSUE = {"visceral_fat": "fat", "visceral_soft": "soft_tissue", "wall_muscle": "muscle", "subcutaneous_fat": "fat", "skin": "soft_tissue"}
@@ -40,7 +45,8 @@ class PreparedTemplate:
     """A template ready for fast repeated synthesis.
 
     ``codes`` indexes ``code_tissue`` / ``code_organ`` (code 0 is air outside the body); the body-wall
-    layer codes are filled in per sample from ``outside_mm``, the distance outside the body core.
+    layer codes are filled in per sample from ``outside_mm``, the distance outside the body core. ``inner_code``
+    maps a structure's label to the code of its inner compartment (kidney medulla, bone marrow, stomach contents).
     """
 
     geometry: Volume
@@ -52,6 +58,7 @@ class PreparedTemplate:
     core: np.ndarray
     organ_z: tuple[int, int]
     liver_z: tuple[int, int] | None
+    inner_code: dict[int, int]
 
 
 def _interior_depth(mask: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
@@ -62,6 +69,11 @@ def _interior_depth(mask: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
         padded = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box[0])
         depth[padded] = ndi.distance_transform_edt(mask[padded], sampling=spacing_zyx)
     return depth
+
+
+def interior(mask: np.ndarray, spacing_zyx: np.ndarray, inner_tissue: str) -> np.ndarray:
+    """The part of a structure's ``mask`` deep enough inside it to be rendered as its ``inner_tissue`` (medulla, marrow, contents)."""
+    return mask & (_interior_depth(mask, spacing_zyx) > INNER_MIN_DEPTH_MM.get(inner_tissue, 3.5))
 
 
 def prepare_template(labels: Volume, names: Sequence[str]) -> PreparedTemplate:
@@ -78,15 +90,15 @@ def prepare_template(labels: Volume, names: Sequence[str]) -> PreparedTemplate:
         organ_of.append(organ)
         return len(tissue_of) - 1
 
+    inner_code = {}
     for label, name in enumerate(names, start=1):
         mask = labels.array == label
         if not mask.any():
             continue
         if name in HOLLOW or tissue_of[label] in ("bone_cortical", "kidney_cortex"):
-            depth = _interior_depth(mask, spacing)
             inner_tissue = HOLLOW[name][1] if name in HOLLOW else ("bone_cancellous" if tissue_of[label] == "bone_cortical" else "kidney_medulla")
-            min_depth = {"kidney_medulla": 6.0, "bone_cancellous": 2.5}.get(inner_tissue, 3.5)
-            codes[mask & (depth > min_depth)] = new_code(inner_tissue, organ_of[label])
+            inner_code[label] = new_code(inner_tissue, organ_of[label])
+            codes[interior(mask, spacing, inner_tissue)] = inner_code[label]
     layer_code = {layer: new_code(_LAYER_TISSUE[layer], 0) for layer in LAYERS}
     union = labels.array > 0
     core = ndi.gaussian_filter(union.astype(np.float32), 9.0 / spacing) > 0.2
@@ -97,7 +109,7 @@ def prepare_template(labels: Volume, names: Sequence[str]) -> PreparedTemplate:
     organ_z = _z_extent(organ_map > 0) or (0, codes.shape[0])
     liver_z = _z_extent(organ_map == ORGAN_BY_KEY["liver"].label)
     tissue_lut = np.array([TISSUE_INDEX[t] for t in tissue_of], np.uint8)
-    return PreparedTemplate(labels, codes, tissue_lut, np.array(organ_of, np.uint8), layer_code, outside, core, organ_z, liver_z)
+    return PreparedTemplate(labels, codes, tissue_lut, np.array(organ_of, np.uint8), layer_code, outside, core, organ_z, liver_z, inner_code)
 
 
 def _z_extent(mask: np.ndarray) -> tuple[int, int] | None:
@@ -153,6 +165,38 @@ def _organ_blobs(codes: np.ndarray, code_organ: np.ndarray, spacing: np.ndarray)
     return blobs
 
 
+def swap_organs(template: PreparedTemplate, donors: Sequence[PreparedTemplate], rng: np.random.Generator, probability: float) -> PreparedTemplate:
+    """``template`` with each organ of ``SWAPPABLE``, with ``probability``, shaped as the same organ of a random one of ``donors``.
+
+    The donor's shape takes the host organ's size and place (``donor_shape``) and fills only the host organ's voxels and
+    unlabelled voxels inside the host's body core; host voxels it leaves become visceral fat. Organs cut by either grid's
+    z range keep the host's shape.
+    """
+    codes = template.codes.copy()
+    spacing = np.asarray(template.geometry.spacing[::-1], dtype=np.float64)
+    donor_organs = [donor.code_organ[donor.codes] for donor in donors]
+    for key in SWAPPABLE:
+        if rng.uniform() >= probability:
+            continue
+        organ = ORGAN_BY_KEY[key].label
+        host_mask = template.code_organ[codes] == organ
+        whole = [k for k, organs in enumerate(donor_organs) if whole_in_z(organs == organ)]
+        if not (whole and whole_in_z(host_mask)):
+            continue
+        chosen = whole[int(rng.integers(len(whole)))]
+        donor, donor_mask = donors[chosen], donor_organs[chosen] == organ
+        label = int(np.flatnonzero(template.code_organ == organ)[0])  # the organ's own structure: organs come before their parts and compartments
+        shape = donor_shape(template.geometry, host_mask, donor.geometry, donor_mask)
+        codes[host_mask] = 0
+        placed = shape & (codes == 0) & template.core
+        codes[placed] = label
+        if label in template.inner_code:
+            inner = template.inner_code[label]
+            codes[interior(placed, spacing, TISSUES[int(template.code_tissue[inner])].name)] = inner
+    organ_map = template.code_organ[codes]
+    return replace(template, codes=codes, organ_z=_z_extent(organ_map > 0) or template.organ_z, liver_z=_z_extent(organ_map == ORGAN_BY_KEY["liver"].label))
+
+
 def synthesize_from_labels(
     template: Volume | PreparedTemplate,
     structure_names: Sequence[str] | None = None,
@@ -165,6 +209,7 @@ def synthesize_from_labels(
     acquisition: AcquisitionSettings = AcquisitionSettings(),
     pathology: PathologySettings | None = None,
     anatomy: AnatomySettings = AnatomySettings(),
+    donors: Sequence[PreparedTemplate] = (),
 ) -> tuple[Volume, Volume]:
     """One synthetic CT of ``phase`` from template anatomy; returns (CT in HU, organ labels 1..13).
 
@@ -172,11 +217,14 @@ def synthesize_from_labels(
     ``prepare_template`` result. ``phase`` None draws a continuous timing between the four phases.
     ``output_spacing`` (x, y, z mm) defaults to the template's. ``field_of_view`` None keeps the organs' whole
     z range and the whole axial plane; ``style`` is one of ``STYLES``; ``pathology`` adds lesions, masses and
-    enlarged, shrunken or missing organs (``dccseg.phantoms.pathology``); ``anatomy`` sets how far the body is deformed.
+    enlarged, shrunken or missing organs (``dccseg.phantoms.pathology``); ``anatomy`` sets how far the body is deformed
+    and, with ``donors`` (other prepared bodies), how often an organ takes the shape of theirs (``swap_organs``).
     """
     if style not in STYLES:
         raise DccsegError(f"unknown synthesis style '{style}'; use one of {', '.join(STYLES)}")
     template = template if isinstance(template, PreparedTemplate) else prepared(template, structure_names or [])
+    if anatomy.organ_swap > 0 and donors:
+        template = swap_organs(template, donors, np.random.default_rng([seed, 7]), anatomy.organ_swap)  # its own stream: every other draw stays the seed's
     rng = np.random.default_rng(seed)
     geometry = template.geometry
     slice_mm = float(geometry.spacing[2])

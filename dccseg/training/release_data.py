@@ -131,7 +131,7 @@ class CaseMaker:
             style = "random" if rng.uniform() < self.recipe.random_style else "realistic"
             phase = "timing" if rng.uniform() < self.recipe.continuous_timing else str(rng.choice(CONTRAST_PHASES))
             findings = bool(rng.uniform() < self.recipe.pathology)
-            ct, labels = self.synthetic(source, phase, spacing, style, int(rng.integers(2**31)), PathologySettings() if findings else None)
+            ct, labels = self.synthetic(source, phase, spacing, style, int(rng.integers(2**31)), PathologySettings() if findings else None, bodies)
         image = normalize_ct(ct.array, self.settings.intensity).astype(np.float16)
         label_array = np.ascontiguousarray(labels.array, dtype=np.uint8)
         if kind == "coarse":
@@ -141,16 +141,18 @@ class CaseMaker:
         return ReleaseCase(case_id, kind, source, phase, style, image, label_array, prior, patch_centres(prior, self.recipe.patches_per_organ, rng), findings)
 
     def synthetic(self, body: str, phase: str, spacing_xyz: tuple[float, float, float], style: str, seed: int,
-                  pathology: PathologySettings | None = None) -> tuple[Volume, Volume]:
-        """A synthetic CT of ``body`` rendered so that its canonical spacing is ``spacing_xyz``."""
+                  pathology: PathologySettings | None = None, donor_bodies: tuple[str, ...] = ()) -> tuple[Volume, Volume]:
+        """A synthetic CT of ``body`` rendered so that its canonical spacing is ``spacing_xyz``; organs may take the shapes of ``donor_bodies``' (``mixed`` anatomy)."""
         template = self.template(body)
+        anatomy = ANATOMY_PRESETS[self.recipe.anatomy]
+        donors = [self.template(other) for other in donor_bodies if other != body] if anatomy.organ_swap > 0 else []
         _, transform = to_canonical(template.geometry.with_array(np.broadcast_to(np.uint8(0), template.geometry.shape)))
         native = [0.0, 0.0, 0.0]
         for canonical_axis, input_axis in enumerate(transform.axes):
             native[input_axis] = spacing_xyz[canonical_axis]
         timed = None if phase == "timing" else phase
         ct, labels = synthesize_from_labels(template, phase=timed, seed=seed, output_spacing=tuple(native), style=style, pathology=pathology,  # type: ignore[arg-type]
-                                            anatomy=ANATOMY_PRESETS[self.recipe.anatomy])
+                                            anatomy=anatomy, donors=donors)
         ct_canonical, transform = to_canonical(ct)
         labels_canonical = ct_canonical.with_array(np.ascontiguousarray(transform.apply(labels.array)))
         return ct_canonical, labels_canonical
