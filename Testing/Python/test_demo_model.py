@@ -43,6 +43,7 @@ def test_segment_writes_a_slicer_segmentation_on_the_input_grid(tmp_path):
     output = tmp_path / "example_ct.seg.nrrd"
     records = _segment(output)
     assert {r["stage"] for r in records} >= {"coarse", "refine", "fuse"}
+    assert not [r for r in records if r.get("flag")], "a scan the right way round raises no mirror flag"
     segmentation = slicerio.read_segmentation(str(output))
     assert [s["name"] for s in segmentation["segments"]] == [o.name for o in ORGANS]
     image = sitk.ReadImage(str(CT))
@@ -54,6 +55,22 @@ def test_segment_writes_a_slicer_segmentation_on_the_input_grid(tmp_path):
     for organ, floor in (("liver", 0.87), ("spleen", 0.89), ("kidney_right", 0.91), ("kidney_left", 0.88)):
         label = next(o.label for o in ORGANS if o.key == organ)
         assert dice(labels.array == label, reference.array == label) > floor, organ
+
+
+def test_a_scan_whose_header_swaps_left_and_right_is_flagged(tmp_path):
+    """The same voxels with the patient's sides swapped (the header kept): the model labels the liver as spleen, so only the mirror check can tell."""
+    image = sitk.ReadImage(str(CT))
+    mirrored = sitk.GetImageFromArray(np.ascontiguousarray(sitk.GetArrayFromImage(image)[:, :, ::-1]))
+    mirrored.CopyInformation(image)
+    source = tmp_path / "mirrored_ct.nii.gz"
+    sitk.WriteImage(mirrored, str(source))
+    output = tmp_path / "mirrored.nii.gz"
+    result = subprocess.run([sys.executable, "-m", "dccseg", "segment", str(source), str(output), "--device", "cpu", "--progress", "json", "--statistics"],
+                            capture_output=True, text=True, encoding="utf-8", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    flags = json.loads(output.with_name("mirrored.stats.json").read_text(encoding="utf-8"))["flags"]
+    assert flags[0]["check"] == "mirrored" and flags[0]["organ"] is None and "left-right mirror" in flags[0]["message"]
+    assert not [f for f in flags if f["check"] == "side"], "every organ is labelled on its usual side: the per-organ checks cannot see it"
 
 
 def test_labelmap_output_has_organ_ids(tmp_path):

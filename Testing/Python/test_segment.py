@@ -53,6 +53,20 @@ def test_segment_volume_returns_labels_on_the_exact_input_grid(model, phantom, f
     assert np.array_equal(segment_volume(phantom, model).array, labels.array)  # deterministic
 
 
+def test_the_mirror_check_reads_the_scan_mirrored_and_reports_through_findings(model, phantom, full_run, monkeypatch):
+    import dccseg.inference.orientation as orientation
+    import dccseg.inference.pipeline as pipeline
+
+    readings, plain_scores = [], pipeline._coarse_scores
+    monkeypatch.setattr(pipeline, "_coarse_scores", lambda small, *args, **kw: readings.append(small.array.copy()) or plain_scores(small, *args, **kw))
+    monkeypatch.setattr(orientation, "MIRROR_RATIO", 0.0)  # any reading counts as mirrored: the flag must travel to the caller
+    monkeypatch.setattr(orientation, "MIN_CONFIDENT_ML", -1.0)
+    findings = []
+    labels = segment_volume(phantom, model, findings=findings)
+    assert [f["check"] for f in findings] == ["mirrored"] and np.array_equal(labels.array, full_run[0].array)  # a flag never changes the result
+    assert len(readings) == 2 and np.array_equal(readings[1], readings[0][:, :, ::-1])  # the coarse grid, then its left-right mirror
+
+
 def test_organ_subset_only_outputs_those_organs(model, phantom, full_run):
     full = full_run[0]
     liver, spleen = ORGAN_BY_KEY["liver"], ORGAN_BY_KEY["spleen"]
@@ -179,7 +193,7 @@ def test_a_childs_body_is_read_on_grids_scaled_to_its_size(tmp_path, phantom, mo
     measured, spacings, refine_spacings = [], [], []
     monkeypatch.setattr(pipeline, "size_factor", lambda coarse, reference: measured.append(reference) or 0.3)
     plain_coarse, plain_image = pipeline.coarse_labels, pipeline.RefineImage.of
-    monkeypatch.setattr(pipeline, "coarse_labels", lambda canonical, model, settings, progress=pipeline.QUIET: spacings.append(settings.coarse_spacing) or plain_coarse(canonical, model, settings, progress))
+    monkeypatch.setattr(pipeline, "coarse_labels", lambda canonical, model, settings, progress=pipeline.QUIET, findings=None: spacings.append(settings.coarse_spacing) or plain_coarse(canonical, model, settings, progress, findings))
     monkeypatch.setattr(pipeline.RefineImage, "of", classmethod(lambda cls, canonical, settings: refine_spacings.append(settings.refine_spacing) or plain_image(canonical, settings)))
     stream = io.StringIO()
     labels = segment_volume(phantom, sized, progress=Progress("json", stream), body_scale="auto")

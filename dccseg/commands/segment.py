@@ -84,7 +84,9 @@ def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_l
     ct = read_image(job.source, log=progress.log, series=series, compact=True)
     timings["load"] = extra_load + time.perf_counter() - start
     progress.update("load", 1.0, f"{'x'.join(str(s) for s in ct.size_xyz)} voxels")
-    labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component, body_scale=body_scale)
+    findings: list[dict] = []
+    labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component, body_scale=body_scale,
+                            findings=findings)
     start = time.perf_counter()
     progress.update("write", 0.0, f"writing {job.output.name}")
     case_results.write_labels(labels, job.output, job.source, organs, model.card.name, model.card.version)
@@ -96,8 +98,11 @@ def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_l
     if statistics:
         stats = case_results.analyse_case(ct, labels, organs, case=job.case_id, image_file=str(job.source), labels_file=str(job.output),
                                           model=model.card.ref, seconds=round(sum(timings.values()), 2))
+        stats["flags"] = findings + stats["flags"]
         case_results.write_statistics(stats, case_results.statistics_path(job.output))
         case_results.log_flags(stats, progress)
+    elif findings:
+        case_results.log_flags({"flags": findings}, progress)
     if overlay_folder is not None:
         write_overlay(ct, labels, overlay_folder, job.case_id)
     return timings

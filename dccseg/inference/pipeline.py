@@ -31,6 +31,7 @@ from ..volume import Volume
 from .body_size import AUTO, size_factor, within_range
 from .device import BatchRunner, autocast
 from .memory import check_memory
+from .orientation import confident_organ_voxels, mirror_flag
 from .optimize import inference_network
 from .restore import restore_labels
 from .settings import MAX_COARSE_ROI, InferenceSettings
@@ -47,6 +48,7 @@ def segment_volume(
     largest_component: bool = True,
     refine_skip: Iterable[int] | None = None,
     body_scale: float | str = 1.0,
+    findings: list[dict[str, Any]] | None = None,
 ) -> Volume:
     """Segment ``ct`` (HU) with a loaded model; returns a uint8 label map (ids 1..13) on ``ct``'s exact grid.
 
@@ -55,7 +57,9 @@ def segment_volume(
     seconds of the "coarse", "refine" and "fuse" stages; ``largest_component`` keeps one
     connected piece per organ (``dccseg.postprocess``); ``refine_skip`` (organ ids, default the
     card's ``refine_skip``) are not refined: their coarse labels go straight to the input grid;
-    ``body_scale`` reads a child's body on grids scaled to its size (``dccseg.inference.body_size``; 1: an adult).
+    ``body_scale`` reads a child's body on grids scaled to its size (``dccseg.inference.body_size``; 1: an adult);
+    ``findings`` (if given) receives case-wide flags the networks raise, such as a scan read as a left-right mirror
+    image (``dccseg.inference.orientation``), in ``dccseg.plausibility``'s form.
     """
     settings = InferenceSettings.from_card(model.card.preprocessing, fast)
     wanted = wanted_organ_labels(model, organs)
@@ -66,7 +70,7 @@ def segment_volume(
     check_memory(ct, 1.0 if body_scale == AUTO else float(body_scale))
     canonical, orientation = to_canonical(ct, copy=False)  # a view: the resampling copies only slabs of large CTs
     progress.update("coarse", 0.0, "coarse network")
-    coarse, settings = coarse_for_body(canonical, model, settings, progress, body_scale)
+    coarse, settings = coarse_for_body(canonical, model, settings, progress, body_scale, findings)
     times["coarse"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -168,12 +172,16 @@ def wanted_organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]
     return labels
 
 
-def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET, body_scale: float | str = 1.0) -> tuple[Volume, InferenceSettings]:
-    """The coarse labels and the settings for the rest of the run, for a body ``body_scale`` times an adult's size (``AUTO``: measured on a first pass; ``dccseg.inference.body_size``)."""
+def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET, body_scale: float | str = 1.0,
+                    findings: list[dict[str, Any]] | None = None) -> tuple[Volume, InferenceSettings]:
+    """The coarse labels and the settings for the rest of the run, for a body ``body_scale`` times an adult's size (``AUTO``: measured on a first pass; ``dccseg.inference.body_size``).
+
+    ``findings`` receives the flags of the first pass (``coarse_labels``): the scan's orientation does not depend on its size.
+    """
     if body_scale == AUTO:
         if not settings.size_reference_ml:
             raise DccsegError(f"model {model.card.ref} has no organ volumes in its card to measure a body by; give the child's size instead, e.g. --body-scale 0.6")
-        coarse = coarse_labels(canonical, model, settings, progress)
+        coarse = coarse_labels(canonical, model, settings, progress, findings)
         factor = size_factor(coarse, settings.size_reference_ml)
         if factor is None:
             progress.log("body scale: fewer than two of liver, spleen and kidneys lie whole in the scan, so its size cannot be measured; read at the model's grids")
@@ -183,27 +191,39 @@ def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, 
         if body_scale == 1.0:
             return coarse, settings
         check_memory(canonical, body_scale)
+        findings = None
     if body_scale != 1.0:
         settings = settings.scaled(float(body_scale))
-    return coarse_labels(canonical, model, settings, progress), settings
+    return coarse_labels(canonical, model, settings, progress, findings), settings
 
 
-def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> Volume:
+def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET, findings: list[dict[str, Any]] | None = None) -> Volume:
     """The coarse network's argmax labels (uint8) on the coarse grid.
 
     With several ``settings.coarse_scales`` the network also reads the volume on grids of the coarse spacing times
-    each scale; their class probabilities, moved onto the coarse grid, are averaged before the argmax.
+    each scale; their class probabilities, moved onto the coarse grid, are averaged before the argmax. With ``findings``
+    the network also reads the coarse grid mirrored left to right, and a flag is added when the mirror reads clearly better.
     """
     grid = resample(canonical, settings.coarse_spacing, is_label=False)
     total = None
     for done, scale in enumerate(settings.coarse_scales):
         on_scale = grid if scale == 1.0 else resample(canonical, tuple(s * scale for s in settings.coarse_spacing), is_label=False)
         scores = _coarse_scores(on_scale, model, settings, progress, softmax=len(settings.coarse_scales) > 1)
+        if findings is not None and on_scale is grid:
+            findings += mirror_findings(grid, scores if len(settings.coarse_scales) > 1 else torch.softmax(scores, dim=0), model, settings, progress)
         scores = scores if on_scale is grid else onto_grid(scores, on_scale, grid)
         total = scores if total is None else total.add_(scores.to(total.device))  # a later grid may have fallen back to the CPU
         progress.update("coarse", (done + 1) / len(settings.coarse_scales), f"coarse network, scale {scale:g}")
     labels = total.argmax(0).to(torch.uint8).cpu().numpy()
     return grid.with_array(labels)
+
+
+def mirror_findings(grid: Volume, probabilities: torch.Tensor, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> list[dict[str, Any]]:
+    """The mirrored-scan flag, if the coarse network is sure of clearly more organ voxels in ``grid`` mirrored left to right than in
+    ``grid`` itself (its class ``probabilities``); the canonical grid's last axis runs from the patient's right to left."""
+    mirrored = _coarse_scores(grid.with_array(np.ascontiguousarray(grid.array[:, :, ::-1])), model, settings, progress, softmax=True)
+    flag = mirror_flag(confident_organ_voxels(probabilities), confident_organ_voxels(mirrored), grid.voxel_ml)
+    return [flag] if flag else []
 
 
 def _coarse_scores(small: Volume, model: Any, settings: InferenceSettings, progress: Progress, softmax: bool) -> torch.Tensor:
