@@ -43,9 +43,16 @@ def write_labels(labels: Volume, output: Path, source: Path, organs: Sequence[Or
         write_labelmap(labels, output)
 
 
-def analyse_case(ct: Volume, labels: Volume, organs: Sequence[Organ], **case: Any) -> dict[str, Any]:
-    """Organ statistics of the case (:mod:`dccseg.statistics`) with its plausibility ``flags`` added."""
+def analyse_case(ct: Volume, labels: Volume, organs: Sequence[Organ], coarse_confidence: dict[str, float] | None = None, **case: Any) -> dict[str, Any]:
+    """Organ statistics of the case (:mod:`dccseg.statistics`) with its plausibility ``flags`` added.
+
+    ``coarse_confidence`` (organ key -> the coarse network's confidence, ``dccseg.inference.findings``) is stored with each
+    organ present, and checked.
+    """
     stats = case_statistics(ct, labels, organs, **case)
+    for key, value in (coarse_confidence or {}).items():
+        if stats["organs"].get(key, {}).get("present"):
+            stats["organs"][key]["coarse_confidence"] = round(value, 3)
     stats["flags"] = check_case(stats)
     return stats
 

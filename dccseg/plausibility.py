@@ -57,6 +57,8 @@ HU_TISSUES: dict[str, tuple[str, ...]] = {
     "portal_and_splenic_vein": ("portal_vein",),
 }
 """Organs whose core HU is checked, with the tissues of ``dccseg.phantoms.hu_table`` that bound it."""
+UNSURE_BELOW = 0.8
+"""An organ whose coarse confidence (``dccseg.inference.findings``) is below this is flagged for review first (``docs/statistics.md``)."""
 HU_TOLERANCE = 40.0
 MIN_PHASE_CONFIDENCE = 0.5
 
@@ -78,7 +80,7 @@ def check_case(stats: dict[str, Any]) -> list[dict[str, Any]]:
         flags += _missing(key, present) if not entry["present"] else []
     for key, entry in present.items():
         flags += _volume(key, entry) + _pieces(key, entry) + _side(key, entry, stats.get("body_midline_x_mm"))
-        flags += _hu(key, entry, stats["phase"])
+        flags += _hu(key, entry, stats["phase"]) + _confidence(key, entry)
     flags += _positions(present)
     return flags
 
@@ -140,6 +142,13 @@ def hu_range(key: str, phase: dict[str, Any]) -> tuple[float, float, str]:
     phases = (phase["guess"],) if confident else CONTRAST_PHASES
     ranges = [TISSUE_BY_NAME[t].range(p) for t in HU_TISSUES[key] for p in phases]
     return min(r[0] for r in ranges), max(r[1] for r in ranges), phase["guess"] if confident else "any"
+
+
+def _confidence(key: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    value = entry.get("coarse_confidence")
+    if value is None or value >= UNSURE_BELOW:
+        return []
+    return [_flag(key, "confidence", f"the model is unsure of the {_name(key)} (confidence {value:.2f}, below {UNSURE_BELOW:.2f}): review it first")]
 
 
 def _hu(key: str, entry: dict[str, Any], phase: dict[str, Any]) -> list[dict[str, Any]]:

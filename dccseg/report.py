@@ -23,7 +23,7 @@ OVERLAY_FOLDER = "report"
 OVERLAY_DPI = 50
 CSV_COLUMNS = (
     "case", "phase", "phase_confidence", "seconds", "organ", "present", "voxels", "volume_ml", "hu_mean", "hu_median", "hu_std",
-    "hu_p5", "hu_p95", "hu_core_mean", "hu_core_median", "pieces", "touches_scan_border", "flags",
+    "hu_p5", "hu_p95", "hu_core_mean", "hu_core_median", "pieces", "touches_scan_border", "coarse_confidence", "flags",
 )
 
 
@@ -52,7 +52,7 @@ def _organ_rows(stats: dict[str, Any]):
             "seconds": stats.get("seconds", ""), "organ": key, "present": entry["present"], "voxels": entry["voxels"],
             "volume_ml": entry["volume_ml"], "hu_mean": hu.get("mean", ""), "hu_median": hu.get("median", ""), "hu_std": hu.get("std", ""),
             "hu_p5": hu.get("p5", ""), "hu_p95": hu.get("p95", ""), "hu_core_mean": core.get("mean", ""), "hu_core_median": core.get("median", ""),
-            "pieces": entry.get("pieces", 0), "touches_scan_border": entry.get("touches_scan_border", ""),
+            "pieces": entry.get("pieces", 0), "touches_scan_border": entry.get("touches_scan_border", ""), "coarse_confidence": entry.get("coarse_confidence", ""),
             "flags": " | ".join(flags_by_organ.get(key, [])),
         }
 

@@ -13,13 +13,14 @@ DOUBLE_SUFFIXES = (".seg.nrrd", ".nii.gz")
 
 @dataclass(frozen=True)
 class OrganRow:
-    """One line of the statistics table (present organs only)."""
+    """One line of the statistics table (present organs only); ``confidence`` is the coarse network's (None from ``dccseg stats``)."""
 
     name: str
     volume_ml: float
     hu_mean: float
     hu_core_median: float | None
     pieces: int
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ def load_case_results(path: Path) -> CaseResults:
     stats = json.loads(path.read_text(encoding="utf-8"))
     organs = stats["organs"]
     rows = [
-        OrganRow(entry["name"], float(entry["volume_ml"]), float(entry["hu"]["mean"]), (entry.get("hu_core") or {}).get("median"), int(entry["pieces"]))
+        OrganRow(entry["name"], float(entry["volume_ml"]), float(entry["hu"]["mean"]), (entry.get("hu_core") or {}).get("median"), int(entry["pieces"]),
+                 entry.get("coarse_confidence"))
         for entry in organs.values()
         if entry.get("present")
     ]

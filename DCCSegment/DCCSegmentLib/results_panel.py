@@ -14,7 +14,7 @@ from .organ_table import load_organ_table, map_segments
 from .results import CaseResults, dicom_instance_uids, dicom_seg_arguments, load_case_results, statistics_path
 from .slicer_io import new_work_dir, segment_descriptions, write_organ_labelmap
 
-COLUMNS = ("organ", "volume (ml)", "HU mean", "HU core median", "pieces")
+COLUMNS = ("organ", "volume (ml)", "HU mean", "HU core median", "pieces", "model confidence")
 
 
 class ResultsPanel:
@@ -69,7 +69,8 @@ class ResultsPanel:
         self.table.setRowCount(len(self.results.rows))
         for row, organ in enumerate(self.results.rows):
             core = "-" if organ.hu_core_median is None else f"{organ.hu_core_median:.0f}"
-            for column, text in enumerate((organ.name, f"{organ.volume_ml:.1f}", f"{organ.hu_mean:.0f}", core, str(organ.pieces))):
+            confidence = "-" if organ.confidence is None else f"{organ.confidence:.2f}"
+            for column, text in enumerate((organ.name, f"{organ.volume_ml:.1f}", f"{organ.hu_mean:.0f}", core, str(organ.pieces), confidence)):
                 self.table.setItem(row, column, qt.QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
         self.flags.clear()

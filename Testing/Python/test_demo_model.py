@@ -68,7 +68,9 @@ def test_a_scan_whose_header_swaps_left_and_right_is_flagged(tmp_path):
     result = subprocess.run([sys.executable, "-m", "dccseg", "segment", str(source), str(output), "--device", "cpu", "--progress", "json", "--statistics"],
                             capture_output=True, text=True, encoding="utf-8", timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    flags = json.loads(output.with_name("mirrored.stats.json").read_text(encoding="utf-8"))["flags"]
+    stats = json.loads(output.with_name("mirrored.stats.json").read_text(encoding="utf-8"))
+    assert 0.0 < stats["organs"]["liver"]["coarse_confidence"] <= 1.0  # dccseg segment stores how sure the coarse network is of each organ
+    flags = stats["flags"]
     assert flags[0]["check"] == "mirrored" and flags[0]["organ"] is None and "left-right mirror" in flags[0]["message"]
     assert not [f for f in flags if f["check"] == "side"], "every organ is labelled on its usual side: the per-organ checks cannot see it"
 

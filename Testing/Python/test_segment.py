@@ -61,10 +61,13 @@ def test_the_mirror_check_reads_the_scan_mirrored_and_reports_through_findings(m
     monkeypatch.setattr(pipeline, "_coarse_scores", lambda small, *args, **kw: readings.append(small.array.copy()) or plain_scores(small, *args, **kw))
     monkeypatch.setattr(orientation, "MIRROR_RATIO", 0.0)  # any reading counts as mirrored: the flag must travel to the caller
     monkeypatch.setattr(orientation, "MIN_CONFIDENT_ML", -1.0)
-    findings = []
+    from dccseg.inference.findings import CoarseFindings
+
+    findings = CoarseFindings()
     labels = segment_volume(phantom, model, findings=findings)
-    assert [f["check"] for f in findings] == ["mirrored"] and np.array_equal(labels.array, full_run[0].array)  # a flag never changes the result
+    assert [f["check"] for f in findings.flags] == ["mirrored"] and np.array_equal(labels.array, full_run[0].array)  # a flag never changes the result
     assert len(readings) == 2 and np.array_equal(readings[1], readings[0][:, :, ::-1])  # the coarse grid, then its left-right mirror
+    assert findings.confidence and set(findings.confidence) <= set(range(1, 14)) and all(0.0 < c <= 1.0 for c in findings.confidence.values())
 
 
 def test_organ_subset_only_outputs_those_organs(model, phantom, full_run):

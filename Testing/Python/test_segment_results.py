@@ -69,6 +69,7 @@ def test_a_folder_of_three_cts_gets_statistics_csv_overlays_and_a_report(tiny_st
     b_liver = next(r for r in rows if r["case"] == "b" and r["organ"] == "liver")
     labels_b = read_labelmap(out / "b.nii.gz")
     assert int(b_liver["voxels"]) == int((labels_b.array == ORGAN_BY_KEY["liver"].label).sum())
+    assert all(0.0 < float(r["coarse_confidence"]) <= 1.0 for r in rows if r["present"] == "True")  # each found organ with the coarse network's confidence
     report = (out / "report.md").read_text(encoding="utf-8")
     assert [line.split(" | ")[0] for line in report.splitlines() if line.startswith("| [")] == ["| [a](#a)", "| [b](#b)", "| [c](#c)"]
     assert "![b](report/b.png)" in report

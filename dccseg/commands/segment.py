@@ -14,8 +14,9 @@ from ..errors import DccsegError
 from ..inference import segment_volume
 from ..inference.batch import OUTPUT_SUFFIXES, Job, Rank, is_batch, plan_jobs
 from ..inference.body_size import OPTION_HELP as BODY_SCALE_HELP, parse_body_scale
+from ..inference.findings import CoarseFindings
 from ..io import read_image
-from ..organs import parse_organ_list
+from ..organs import ORGAN_BY_LABEL, parse_organ_list
 from ..progress import Progress
 from ..report import write_batch_report, write_overlay
 from ..store import load_model
@@ -84,7 +85,7 @@ def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_l
     ct = read_image(job.source, log=progress.log, series=series, compact=True)
     timings["load"] = extra_load + time.perf_counter() - start
     progress.update("load", 1.0, f"{'x'.join(str(s) for s in ct.size_xyz)} voxels")
-    findings: list[dict] = []
+    findings = CoarseFindings()
     labels = segment_volume(ct, model, organs=organs, fast=fast, progress=progress, timings=timings, largest_component=largest_component, body_scale=body_scale,
                             findings=findings)
     start = time.perf_counter()
@@ -97,12 +98,13 @@ def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_l
     progress.log(f"timing: {text} (total {sum(timings.values()):.1f} s)", timings=timings)
     if statistics:
         stats = case_results.analyse_case(ct, labels, organs, case=job.case_id, image_file=str(job.source), labels_file=str(job.output),
-                                          model=model.card.ref, seconds=round(sum(timings.values()), 2))
-        stats["flags"] = findings + stats["flags"]
+                                          model=model.card.ref, seconds=round(sum(timings.values()), 2),
+                                          coarse_confidence={ORGAN_BY_LABEL[label].key: value for label, value in findings.confidence.items()})
+        stats["flags"] = findings.flags + stats["flags"]
         case_results.write_statistics(stats, case_results.statistics_path(job.output))
         case_results.log_flags(stats, progress)
-    elif findings:
-        case_results.log_flags({"flags": findings}, progress)
+    elif findings.flags:
+        case_results.log_flags({"flags": findings.flags}, progress)
     if overlay_folder is not None:
         write_overlay(ct, labels, overlay_folder, job.case_id)
     return timings

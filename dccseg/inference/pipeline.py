@@ -30,6 +30,7 @@ from ..postprocess import keep_largest_components
 from ..volume import Volume
 from .body_size import AUTO, size_factor, within_range
 from .device import BatchRunner, autocast
+from .findings import CoarseFindings, organ_confidence
 from .memory import check_memory
 from .orientation import confident_organ_voxels, mirror_flag
 from .optimize import inference_network
@@ -48,7 +49,7 @@ def segment_volume(
     largest_component: bool = True,
     refine_skip: Iterable[int] | None = None,
     body_scale: float | str = 1.0,
-    findings: list[dict[str, Any]] | None = None,
+    findings: CoarseFindings | None = None,
 ) -> Volume:
     """Segment ``ct`` (HU) with a loaded model; returns a uint8 label map (ids 1..13) on ``ct``'s exact grid.
 
@@ -58,8 +59,8 @@ def segment_volume(
     connected piece per organ (``dccseg.postprocess``); ``refine_skip`` (organ ids, default the
     card's ``refine_skip``) are not refined: their coarse labels go straight to the input grid;
     ``body_scale`` reads a child's body on grids scaled to its size (``dccseg.inference.body_size``; 1: an adult);
-    ``findings`` (if given) receives case-wide flags the networks raise, such as a scan read as a left-right mirror
-    image (``dccseg.inference.orientation``), in ``dccseg.plausibility``'s form.
+    ``findings`` (if given) receives what the coarse network says beside its labels: case-wide flags, such as a scan read
+    as a left-right mirror image (``dccseg.inference.orientation``), and each organ's confidence (``dccseg.inference.findings``).
     """
     settings = InferenceSettings.from_card(model.card.preprocessing, fast)
     wanted = wanted_organ_labels(model, organs)
@@ -173,10 +174,11 @@ def wanted_organ_labels(model: Any, organs: Iterable[Organ] | None) -> list[int]
 
 
 def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET, body_scale: float | str = 1.0,
-                    findings: list[dict[str, Any]] | None = None) -> tuple[Volume, InferenceSettings]:
+                    findings: CoarseFindings | None = None) -> tuple[Volume, InferenceSettings]:
     """The coarse labels and the settings for the rest of the run, for a body ``body_scale`` times an adult's size (``AUTO``: measured on a first pass; ``dccseg.inference.body_size``).
 
-    ``findings`` receives the flags of the first pass (``coarse_labels``): the scan's orientation does not depend on its size.
+    ``findings`` receives the mirror reading of the first pass (a scan's orientation does not depend on its size) and the organ
+    confidence of the last (``coarse_labels``).
     """
     if body_scale == AUTO:
         if not settings.size_reference_ml:
@@ -191,18 +193,18 @@ def coarse_for_body(canonical: Volume, model: Any, settings: InferenceSettings, 
         if body_scale == 1.0:
             return coarse, settings
         check_memory(canonical, body_scale)
-        findings = None
     if body_scale != 1.0:
         settings = settings.scaled(float(body_scale))
     return coarse_labels(canonical, model, settings, progress, findings), settings
 
 
-def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET, findings: list[dict[str, Any]] | None = None) -> Volume:
+def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, progress: Progress = QUIET, findings: CoarseFindings | None = None) -> Volume:
     """The coarse network's argmax labels (uint8) on the coarse grid.
 
     With several ``settings.coarse_scales`` the network also reads the volume on grids of the coarse spacing times
-    each scale; their class probabilities, moved onto the coarse grid, are averaged before the argmax. With ``findings``
-    the network also reads the coarse grid mirrored left to right, and a flag is added when the mirror reads clearly better.
+    each scale; their class probabilities, moved onto the coarse grid, are averaged before the argmax. ``findings`` receives
+    each organ's confidence on the coarse grid and, unless an earlier pass read it, whether the scan mirrored left to
+    right reads clearly better (then a flag).
     """
     grid = resample(canonical, settings.coarse_spacing, is_label=False)
     total = None
@@ -210,7 +212,11 @@ def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, pr
         on_scale = grid if scale == 1.0 else resample(canonical, tuple(s * scale for s in settings.coarse_spacing), is_label=False)
         scores = _coarse_scores(on_scale, model, settings, progress, softmax=len(settings.coarse_scales) > 1)
         if findings is not None and on_scale is grid:
-            findings += mirror_findings(grid, scores if len(settings.coarse_scales) > 1 else torch.softmax(scores, dim=0), model, settings, progress)
+            probabilities = scores if len(settings.coarse_scales) > 1 else torch.softmax(scores, dim=0)
+            findings.confidence = organ_confidence(probabilities)
+            if not findings.mirror_read:
+                findings.flags += mirror_flags(grid, probabilities, model, settings, progress)
+                findings.mirror_read = True
         scores = scores if on_scale is grid else onto_grid(scores, on_scale, grid)
         total = scores if total is None else total.add_(scores.to(total.device))  # a later grid may have fallen back to the CPU
         progress.update("coarse", (done + 1) / len(settings.coarse_scales), f"coarse network, scale {scale:g}")
@@ -218,7 +224,7 @@ def coarse_labels(canonical: Volume, model: Any, settings: InferenceSettings, pr
     return grid.with_array(labels)
 
 
-def mirror_findings(grid: Volume, probabilities: torch.Tensor, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> list[dict[str, Any]]:
+def mirror_flags(grid: Volume, probabilities: torch.Tensor, model: Any, settings: InferenceSettings, progress: Progress = QUIET) -> list[dict[str, Any]]:
     """The mirrored-scan flag, if the coarse network is sure of clearly more organ voxels in ``grid`` mirrored left to right than in
     ``grid`` itself (its class ``probabilities``); the canonical grid's last axis runs from the patient's right to left."""
     mirrored = _coarse_scores(grid.with_array(np.ascontiguousarray(grid.array[:, :, ::-1])), model, settings, progress, softmax=True)

@@ -1,7 +1,9 @@
-"""The left-right mirror check: what counts as a confident organ voxel, and when the mirror reads clearly better."""
+"""What the coarse network says beside its labels: the left-right mirror check, and each organ's confidence."""
 
+import pytest
 import torch
 
+from dccseg.inference.findings import organ_confidence
 from dccseg.inference.orientation import MIRROR_RATIO, confident_organ_voxels, mirror_flag
 
 
@@ -18,3 +20,9 @@ def test_a_mirror_is_flagged_only_when_it_reads_clearly_better_on_enough_tissue(
     flag = mirror_flag(1000, 1800, 0.125)
     assert flag["organ"] is None and flag["check"] == "mirrored" and "1.8 times" in flag["message"] and "orientation" in flag["message"]
     assert mirror_flag(10, 100, 0.125) is None  # 12.5 ml at best: a slab too thin to tell
+
+
+def test_organ_confidence_is_the_mean_probability_over_the_voxels_labelled_so():
+    probabilities = torch.tensor([[0.1, 0.2, 0.9, 0.3], [0.9, 0.6, 0.05, 0.3], [0.0, 0.2, 0.05, 0.4]]).reshape(3, 1, 1, 4)
+    confidence = organ_confidence(probabilities)  # organ 1 labels two voxels (0.9, 0.6), organ 2 one (0.4); background is no organ
+    assert set(confidence) == {1, 2} and confidence[1] == pytest.approx(0.75) and confidence[2] == pytest.approx(0.4)
