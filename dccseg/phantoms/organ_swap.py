@@ -11,13 +11,14 @@ import itertools
 import numpy as np
 import scipy.ndimage as ndi
 
+from ..statistics import index_to_lps
 from ..volume import Volume
 
 
 def _index_to_mm(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     """(matrix, origin): physical (x, y, z) mm of a (z, y, x) voxel index ``u`` is ``origin + matrix @ u``."""
-    matrix = np.asarray(volume.direction, dtype=np.float64).reshape(3, 3) @ np.diag(np.asarray(volume.spacing, dtype=np.float64))
-    return matrix[:, ::-1], np.asarray(volume.origin, dtype=np.float64)
+    matrix, origin = index_to_lps(volume)
+    return matrix[:, ::-1], origin
 
 
 def whole_in_z(mask: np.ndarray) -> bool:
