@@ -2,7 +2,8 @@
 
 Checks per organ (reference values and their sources in ``docs/statistics.md``): volume against a range
 around published adult CT volumetry, missing while a companion organ is fully in the scan, side of the body,
-position relative to its neighbour, number of sizeable pieces, and core HU against the guessed phase's range.
+position relative to its neighbour, number of sizeable pieces, core HU against the guessed phase's range, and,
+when ``dccseg segment`` stored it, the coarse network's confidence in the organ.
 A flag is a hint for the person reviewing the result; it never changes the result.
 """
 
