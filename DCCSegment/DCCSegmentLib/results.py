@@ -62,6 +62,18 @@ def load_case_results(path: Path) -> CaseResults:
     return CaseResults(stats.get("model"), f"{phase.get('guess', 'unknown')} (confidence {float(phase.get('confidence', 0.0)):.2f})", rows, flags)
 
 
+def summary_text(results: CaseResults) -> str:
+    """The line above the table: the phase, a warning about the whole scan first, then the organs to review first and the flag count."""
+    parts = [f"Phase: {results.phase}."]
+    parts += [f"Whole scan: {flag.message}." for flag in results.flags if not flag.organ_name]
+    unsure = [flag.organ_name for flag in results.flags if flag.check == "confidence"]
+    if unsure:
+        parts.append(f"Review first, the model is unsure of: {', '.join(unsure)}.")
+    count = len(results.flags)
+    parts.append(f"{count} plausibility flag(s): click one to see the organ." if count else "No plausibility flags.")
+    return " ".join(parts)
+
+
 def dicom_instance_uids(attribute: str | None) -> list[str]:
     """The SOP instance UIDs Slicer stores on a volume loaded from the DICOM database (``DICOM.instanceUIDs``)."""
     return (attribute or "").split()

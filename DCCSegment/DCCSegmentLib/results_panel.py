@@ -11,7 +11,7 @@ import slicer
 
 from .engine import EngineError
 from .organ_table import load_organ_table, map_segments
-from .results import CaseResults, dicom_instance_uids, dicom_seg_arguments, load_case_results, statistics_path
+from .results import CaseResults, dicom_instance_uids, dicom_seg_arguments, load_case_results, statistics_path, summary_text
 from .slicer_io import new_work_dir, segment_descriptions, write_organ_labelmap
 
 COLUMNS = ("organ", "volume (ml)", "HU mean", "HU core median", "pieces", "model confidence")
@@ -78,9 +78,7 @@ class ResultsPanel:
             item = qt.QListWidgetItem(f"{flag.check}: {flag.message}")
             item.setData(qt.Qt.UserRole, flag.organ_name)
             self.flags.addItem(item)
-        count = len(self.results.flags)
-        flags = f"{count} plausibility flag(s): click one to see the organ." if count else "No plausibility flags."
-        self.summary.text = f"Phase: {self.results.phase}. {flags}"
+        self.summary.text = summary_text(self.results)
         self.export_button.enabled = bool(dicom_instance_uids(volume_node.GetAttribute("DICOM.instanceUIDs")))
 
     def _jump_to_flag(self, item) -> None:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "DCCSegment"))
 
 from DCCSegmentLib.engine import Engine  # noqa: E402
 from DCCSegmentLib.parameters import SegmentParameters  # noqa: E402
-from DCCSegmentLib.results import dicom_instance_uids, dicom_seg_arguments, load_case_results, statistics_path  # noqa: E402
+from DCCSegmentLib.results import dicom_instance_uids, dicom_seg_arguments, load_case_results, statistics_path, summary_text  # noqa: E402
 
 DATA = ROOT / "dccseg" / "data"
 
@@ -45,6 +45,11 @@ def test_rows_and_flags_name_the_organs_the_user_can_jump_to(tmp_path):
     assert results.rows[0].volume_ml == stats["organs"]["spleen"]["volume_ml"]
     assert results.rows[0].confidence == 0.95 and results.rows[1].confidence is None and "coarse_confidence" not in stats["organs"]["kidney_left"]
     assert [(f.organ_name, f.check) for f in results.flags] == [("left kidney", "missing"), ("pancreas", "confidence")]  # unsure below 0.8: review first
+    assert summary_text(results) == f"Phase: {results.phase}. Review first, the model is unsure of: pancreas. 2 plausibility flag(s): click one to see the organ."
+    stats["flags"].insert(0, {"organ": None, "check": "mirrored", "message": "the scan reads as a left-right mirror image"})  # as dccseg segment puts it first
+    write_statistics(stats, tmp_path / "organs.stats.json")
+    warned = summary_text(load_case_results(tmp_path / "organs.stats.json"))
+    assert warned.startswith(f"Phase: {results.phase}. Whole scan: the scan reads as a left-right mirror image. Review first") and "3 plausibility flag(s)" in warned
 
 
 def test_export_arguments_write_a_dicom_seg_of_a_series_copied_from_the_database(tmp_path):
