@@ -1,8 +1,8 @@
 """Is the scan a left-right mirror image? A file whose header swaps the patient's sides reads as a mirrored body.
 
 The coarse network knows on which side each organ lies, so it does not see a mirrored body as one: on the bundled CT
-mirrored it labels the liver as spleen and the spleen and stomach as liver, and every per-organ plausibility check
-passes. What it cannot hide is its confidence: it is sure of far fewer organ voxels than in the same scan mirrored
+mirrored it labels the liver as spleen and the spleen and stomach as liver, every organ on its usual side, and the
+per-organ plausibility checks find nothing but a small pancreas. What it cannot hide is its confidence: it is sure of far fewer organ voxels than in the same scan mirrored
 back. On the 30 validation renders of the training bodies a scan's mirror held at most 0.68 times the confident organ
 voxels of the scan itself, so a scan whose mirror holds ``MIRROR_RATIO`` times more is flagged (``docs/input_checks.md``).
 """
