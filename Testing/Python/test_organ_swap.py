@@ -4,7 +4,8 @@ import numpy as np
 
 from dccseg.organs import ORGAN_BY_KEY
 from dccseg.phantoms import ANATOMY_PRESETS, load_template, synthesize_from_labels
-from dccseg.phantoms.organ_swap import donor_shape, whole_in_z
+from dccseg.inference.body_size import whole_in_z
+from dccseg.phantoms.organ_swap import donor_shape
 from dccseg.phantoms.synthesis import prepare_template, prepared, swap_organs
 from dccseg.training.release_data import CaseMaker, CaseRecipe
 from dccseg.training.configs import preset

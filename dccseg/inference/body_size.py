@@ -41,12 +41,17 @@ def parse_body_scale(text: str) -> float | str:
     return value
 
 
+def whole_in_z(mask: np.ndarray) -> bool:
+    """Whether ``mask`` (z first) holds voxels and none of them lies on the grid's first or last slice (the organ is not cut)."""
+    return bool(mask.any()) and not mask[0].any() and not mask[-1].any()
+
+
 def whole_organ_volumes(labels: Volume) -> dict[str, float]:
     """The volume (ml) of each of ``SIZE_ORGANS`` that ``labels`` (a label map, z first) holds whole in its z range."""
     volumes = {}
     for key in SIZE_ORGANS:
         mask = labels.array == ORGAN_BY_KEY[key].label
-        if mask.any() and not mask[0].any() and not mask[-1].any():
+        if whole_in_z(mask):
             volumes[key] = float(np.count_nonzero(mask)) * labels.voxel_ml
     return volumes
 

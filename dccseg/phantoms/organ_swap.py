@@ -21,12 +21,6 @@ def _index_to_mm(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     return matrix[:, ::-1], origin
 
 
-def whole_in_z(mask: np.ndarray) -> bool:
-    """Whether ``mask`` holds voxels and none of them lies on the grid's first or last slice (the organ is not cut)."""
-    slices = np.flatnonzero(mask.any(axis=(1, 2)))
-    return bool(slices.size) and slices[0] > 0 and slices[-1] < mask.shape[0] - 1
-
-
 def donor_shape(host: Volume, host_mask: np.ndarray, donor: Volume, donor_mask: np.ndarray) -> np.ndarray:
     """The donor organ's shape on the host's grid, centred on the host organ's centroid and scaled to its volume.
 

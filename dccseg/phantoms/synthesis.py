@@ -16,13 +16,14 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ..errors import DccsegError
+from ..inference.body_size import whole_in_z
 from ..volume import Volume
 from ..organs import ORGAN_BY_KEY
 from .acquisition import AcquisitionSettings, acquire
 from .deformation import AnatomySettings, random_sampling_coordinates, warp_labels
 from .field_of_view import FieldOfViewSettings, choose_z_range, crop_in_plane
 from .hu_table import TISSUE_INDEX, TISSUES, ScanHU, sample_scan, sample_timed_scan
-from .organ_swap import donor_shape, whole_in_z
+from .organ_swap import donor_shape
 from .pathology import PathologySettings, add_pathology
 from .render import add_gas, render_ct, smooth_noise
 from .scan_styles import randomise_scan, with_oral_contrast
