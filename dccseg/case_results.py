@@ -11,7 +11,8 @@ from .errors import DccsegError
 from .fileutil import atomic_output, full_suffix, strip_suffix
 from .io import write_labelmap, write_segmentation
 from .io.dicom_seg import DICOM_SEG_SUFFIX, Algorithm, check_dicom_source, write_dicom_seg
-from .organs import Organ
+from .inference.findings import CoarseFindings
+from .organs import ORGAN_BY_LABEL, Organ
 from .plausibility import check_case
 from .progress import Progress
 from .statistics import case_statistics
@@ -43,17 +44,19 @@ def write_labels(labels: Volume, output: Path, source: Path, organs: Sequence[Or
         write_labelmap(labels, output)
 
 
-def analyse_case(ct: Volume, labels: Volume, organs: Sequence[Organ], coarse_confidence: dict[str, float] | None = None, **case: Any) -> dict[str, Any]:
+def analyse_case(ct: Volume, labels: Volume, organs: Sequence[Organ], findings: CoarseFindings | None = None, **case: Any) -> dict[str, Any]:
     """Organ statistics of the case (:mod:`dccseg.statistics`) with its plausibility ``flags`` added.
 
-    ``coarse_confidence`` (organ key -> the coarse network's confidence, ``dccseg.inference.findings``) is stored with each
-    organ present, and checked.
+    ``findings`` (what the coarse network said while segmenting, ``dccseg.inference.findings``): each organ present gets
+    its ``coarse_confidence``, which is checked, and the case-wide flags (a mirrored scan) come first.
     """
     stats = case_statistics(ct, labels, organs, **case)
-    for key, value in (coarse_confidence or {}).items():
+    confidence = {} if findings is None else findings.confidence
+    for label, value in confidence.items():
+        key = ORGAN_BY_LABEL[label].key
         if stats["organs"].get(key, {}).get("present"):
             stats["organs"][key]["coarse_confidence"] = round(value, 3)
-    stats["flags"] = check_case(stats)
+    stats["flags"] = ([] if findings is None else findings.flags) + check_case(stats)
     return stats
 
 

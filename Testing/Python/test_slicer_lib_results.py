@@ -11,6 +11,7 @@ import pydicom
 
 from dccseg.case_results import analyse_case, write_statistics
 from dccseg.case_results import statistics_path as engine_statistics_path
+from dccseg.inference.findings import CoarseFindings
 from dccseg.io import read_image, read_labelmap, write_labelmap
 from dccseg.organs import ORGANS
 
@@ -36,8 +37,8 @@ def test_rows_and_flags_name_the_organs_the_user_can_jump_to(tmp_path):
     labels = read_labelmap(DATA / "totalseg_example" / "example_ct_organs.nii.gz", reference=ct)
     array = labels.array.copy()
     array[array == 3] = 0  # left kidney removed: one flag
-    confidence = {"spleen": 0.95, "pancreas": 0.7, "kidney_left": 0.9}  # the coarse network's, as dccseg segment passes it
-    stats = analyse_case(ct, labels.with_array(array), ORGANS, coarse_confidence=confidence, case="c", model="dccseg-abdomen@0.1.0")
+    findings = CoarseFindings(confidence={1: 0.95, 11: 0.7994, 3: 0.9})  # the coarse network's (spleen, pancreas, left kidney), as dccseg segment passes it
+    stats = analyse_case(ct, labels.with_array(array), ORGANS, findings, case="c", model="dccseg-abdomen@0.1.0")
     write_statistics(stats, tmp_path / "organs.stats.json")
     results = load_case_results(tmp_path / "organs.stats.json")
     assert results.model == "dccseg-abdomen@0.1.0" and results.phase.startswith("non-contrast")
@@ -45,8 +46,11 @@ def test_rows_and_flags_name_the_organs_the_user_can_jump_to(tmp_path):
     assert results.rows[0].volume_ml == stats["organs"]["spleen"]["volume_ml"]
     assert results.rows[0].confidence == 0.95 and results.rows[1].confidence is None and "coarse_confidence" not in stats["organs"]["kidney_left"]
     assert [(f.organ_name, f.check) for f in results.flags] == [("left kidney", "missing"), ("pancreas", "confidence")]  # unsure below 0.8: review first
+    assert "(confidence 0.799, below 0.80)" in results.flags[1].message, "shown as stored, never rounded up to the threshold"
     assert summary_text(results) == f"Phase: {results.phase}. Review first, the model is unsure of: pancreas. 2 plausibility flag(s): click one to see the organ."
-    stats["flags"].insert(0, {"organ": None, "check": "mirrored", "message": "the scan reads as a left-right mirror image"})  # as dccseg segment puts it first
+    findings.flags = [{"organ": None, "check": "mirrored", "message": "the scan reads as a left-right mirror image"}]
+    stats = analyse_case(ct, labels.with_array(array), ORGANS, findings, case="c", model="dccseg-abdomen@0.1.0")
+    assert stats["flags"][0]["check"] == "mirrored"  # case-wide flags first
     write_statistics(stats, tmp_path / "organs.stats.json")
     warned = summary_text(load_case_results(tmp_path / "organs.stats.json"))
     assert warned.startswith(f"Phase: {results.phase}. Whole scan: the scan reads as a left-right mirror image. Review first") and "3 plausibility flag(s)" in warned

@@ -16,7 +16,7 @@ from ..inference.batch import OUTPUT_SUFFIXES, Job, Rank, is_batch, plan_jobs
 from ..inference.body_size import OPTION_HELP as BODY_SCALE_HELP, parse_body_scale
 from ..inference.findings import CoarseFindings
 from ..io import read_image
-from ..organs import ORGAN_BY_LABEL, parse_organ_list
+from ..organs import parse_organ_list
 from ..progress import Progress
 from ..report import write_batch_report, write_overlay
 from ..store import load_model
@@ -98,9 +98,7 @@ def segment_one(job: Job, model, organs, fast: bool, progress: Progress, extra_l
     progress.log(f"timing: {text} (total {sum(timings.values()):.1f} s)", timings=timings)
     if statistics:
         stats = case_results.analyse_case(ct, labels, organs, case=job.case_id, image_file=str(job.source), labels_file=str(job.output),
-                                          model=model.card.ref, seconds=round(sum(timings.values()), 2),
-                                          coarse_confidence={ORGAN_BY_LABEL[label].key: value for label, value in findings.confidence.items()})
-        stats["flags"] = findings.flags + stats["flags"]
+                                          model=model.card.ref, seconds=round(sum(timings.values()), 2), findings=findings)
         case_results.write_statistics(stats, case_results.statistics_path(job.output))
         case_results.log_flags(stats, progress)
     elif findings.flags:
