@@ -149,7 +149,7 @@ def _confidence(key: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
     value = entry.get("coarse_confidence")
     if value is None or value >= UNSURE_BELOW:
         return []
-    return [_flag(key, "confidence", f"the model is unsure of the {_name(key)} (confidence {value:.2f}, below {UNSURE_BELOW:.2f}): review it first")]
+    return [_flag(key, "confidence", f"the model is unsure of the {_name(key)} (confidence {value:.3f}, below {UNSURE_BELOW:.2f}): review it first")]
 
 
 def _hu(key: str, entry: dict[str, Any], phase: dict[str, Any]) -> list[dict[str, Any]]:
