@@ -6,8 +6,9 @@ are restored to the input grid as they are and refined, as ``dccseg diagnose`` d
 - disagreement D: the mean over the refined organs that either stage found of 1 - Dice(coarse alone, refined);
 - ambiguity A: the mean over the refined organs of the share of their likely voxels whose patch votes are
   unsure (``dccseg.fusion.vote_ambiguity``);
-- implausibility P = n / (n + 2) for the n plausibility flags of the refined result (``dccseg.plausibility``:
-  volume, missing companion, side, position, pieces, HU), and 1 when no organ was found at all.
+- implausibility P = n / (n + 2) for the n flags ``dccseg segment --statistics`` writes for the refined result
+  (``dccseg.plausibility``: volume, missing companion, side, position, pieces, HU, the coarse network's confidence; and
+  a scan read as a mirror image), and 1 when no organ was found at all.
 
 ``score = (D + A + P) / 3``. Model 0.2.0 (fast mode) scored the bundled real CT 0.34, that CT mirrored left-right
 0.47 and with heavy noise 0.53 (a test holds the shipped model to ranking the noisy CT first). The reasons name the
@@ -114,15 +115,17 @@ def _disagreement_reason(name: str, overlap: float) -> str:
 def rank_case(ct: Volume, model: Any, fast: bool = False, progress: Progress = QUIET) -> tuple[CaseRank, Volume]:
     """Segment one CT (coarse alone and refined, one coarse pass) and score it; returns its rank entry and the refined labels."""
     from .case_results import analyse_case
+    from .inference.findings import CoarseFindings
     from .inference.memory import check_memory
     from .inference.stages import stage_predictions
 
     check_memory(ct)
     organs = model.card.organ_objects
     ambiguity: dict[int, float | None] = {}
-    stages = stage_predictions(ct, None, model, fast=fast, progress=progress, ambiguity=ambiguity)
+    findings = CoarseFindings()
+    stages = stage_predictions(ct, None, model, fast=fast, progress=progress, ambiguity=ambiguity, findings=findings)
     refined = stages["refined"]
-    flags = analyse_case(ct, refined, organs)["flags"]
+    flags = analyse_case(ct, refined, organs, findings)["flags"]
     refined_ids = {o.label for o in organs} - model.card.refine_skip_labels
     score, reasons, signals, details = score_case(stages["coarse"].array, refined.array, organs, refined_ids, ambiguity, flags, ct.voxel_ml)
     return CaseRank("", score, reasons, signals, details), refined

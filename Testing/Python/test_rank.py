@@ -87,21 +87,23 @@ def _bundled_ct_slab(first: int = 30, last: int = 90) -> Volume:
     return Volume(ct.array[first:last], ct.spacing, tuple(np.asarray(ct.origin) + first * step), ct.direction)
 
 
-def test_the_shipped_model_ranks_a_noisy_ct_above_the_clean_one(tmp_path, capsys):
+def test_the_shipped_model_ranks_a_noisy_and_a_mirrored_ct_above_the_clean_one(tmp_path, capsys):
     ct = _bundled_ct_slab()
     dataset = Dataset.create(tmp_path / "ds")
     dataset.add_volumes("clean", ct, None, "non-contrast")
     noisy = ct.array.astype(np.float32) + np.random.default_rng(0).normal(0, 250, ct.shape).astype(np.float32)
     dataset.add_volumes("noisy", ct.with_array(noisy), None, "non-contrast")
+    dataset.add_volumes("mirrored", ct.with_array(np.ascontiguousarray(ct.array[:, :, ::-1])), None, "non-contrast")  # sides swapped, header kept
     output = tmp_path / "ranking.json"
     assert main(["dataset", "rank", str(dataset.root), "--fast", "--device", "cpu", "--progress", "none", "--json-out", str(output)]) == 0
-    ranking = json.loads(output.read_text(encoding="utf-8"))
-    assert [entry["case"] for entry in ranking] == ["noisy", "clean"]
-    assert ranking[0]["score"] > ranking[1]["score"] + 0.15, ranking
-    assert ranking[0]["signals"]["implausibility"] > ranking[1]["signals"]["implausibility"] and ranking[0]["reasons"]
-    assert set(ranking[0]["organs"]) == {o.key for o in ORGANS} and ranking[0]["draft"] is None
+    ranking = {entry["case"]: entry for entry in json.loads(output.read_text(encoding="utf-8"))}
+    assert list(ranking)[-1] == "clean", list(ranking)
+    assert ranking["noisy"]["score"] > ranking["clean"]["score"] + 0.15, ranking
+    assert ranking["noisy"]["signals"]["implausibility"] > ranking["clean"]["signals"]["implausibility"] and ranking["noisy"]["reasons"]
+    assert ranking["mirrored"]["reasons"][0].startswith("the scan reads as a left-right mirror image"), ranking["mirrored"]["reasons"]
+    assert set(ranking["clean"]["organs"]) == {o.key for o in ORGANS} and ranking["clean"]["draft"] is None
     printed = capsys.readouterr().out
-    assert "2 unlabelled case(s)" in printed and "| 1 | noisy |" in printed
+    assert "3 unlabelled case(s)" in printed and "| 3 | clean |" in printed
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from ..preprocess import resample_like, to_canonical
 from ..progress import QUIET, Progress
 from ..store.card import STAGE_COLUMNS
 from ..volume import Volume
+from .findings import CoarseFindings
 from .pipeline import RefineImage, coarse_for_body, geometry_only, labels_from_prior, wanted_organ_labels
 from .settings import InferenceSettings
 
@@ -43,13 +44,14 @@ def stage_predictions(
     timings: dict[str, float] | None = None,
     ambiguity: dict[int, float | None] | None = None,
     body_scale: float | str = 1.0,
+    findings: CoarseFindings | None = None,
 ) -> dict[str, Volume]:
     """{stage: label map on ``ct``'s grid} for the STAGES (MODEL_STAGES when ``reference`` is None), all from one coarse pass.
 
     ``refine_skip`` (organ ids, default the card's) applies to both refined stages, as in
     ``segment_volume``. ``timings`` receives the seconds of the "coarse" network and of the
     "refine" and "fuse" steps of the "refined" stage; ``ambiguity`` the refined organs' patch vote ambiguity
-    of the "refined" stage, by organ id; ``body_scale`` as in ``segment_volume``.
+    of the "refined" stage, by organ id; ``body_scale`` and ``findings`` as in ``segment_volume``.
     """
     settings = InferenceSettings.from_card(model.card.preprocessing, fast)
     wanted = wanted_organ_labels(model, organs)
@@ -58,7 +60,7 @@ def stage_predictions(
     start = time.perf_counter()
     canonical, orientation = to_canonical(ct)
     progress.update("coarse", 0.0, "coarse network")
-    coarse, settings = coarse_for_body(canonical, model, settings, progress, body_scale)
+    coarse, settings = coarse_for_body(canonical, model, settings, progress, body_scale, findings)
     times["coarse"] = time.perf_counter() - start
     start = time.perf_counter()
     image = RefineImage.of(canonical, settings) if set(wanted) - skip else None
