@@ -1,8 +1,9 @@
 """Reading a DICOM series folder: list and choose the series, check its slices, read the pixels, repair the grid.
 
 The series is chosen by :mod:`dccseg.io.dicom_series`, checked by :mod:`dccseg.io.dicom_checks`; the
-pixels are read by SimpleITK (GDCM) in the checked slice order, with ITK's messages captured. A series
-with uneven spacing is put on a regular grid by linear interpolation between its two nearest slices.
+pixels are read by SimpleITK (GDCM) in the checked slice order, with ITK's messages captured. The frames of
+a multi-frame file are taken in that order too, on the checked grid. A series with uneven spacing is put on a
+regular grid by linear interpolation between its two nearest slices.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _read_pixels(grid: SliceGrid, folder: Path, log: Log) -> sitk.Image:
     reader.SetFileNames([str(p) for p in grid.files])
     try:
         with library_messages() as messages:
-            image = reader.Execute()
+            image = reader.Execute() if all(frame is None for frame in grid.frames) else _read_frames(grid)
     except RuntimeError as exc:
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         raise DccsegError(
@@ -56,6 +57,17 @@ def _read_pixels(grid: SliceGrid, folder: Path, log: Log) -> sitk.Image:
         ) from exc
     for message in messages:
         log(f"reading {folder.name}: {message}")
+    return image
+
+
+def _read_frames(grid: SliceGrid) -> sitk.Image:
+    """The checked slices of multi-frame files (and any single-frame ones beside them) stacked on the grid's geometry."""
+    files = {path: sitk.GetArrayFromImage(sitk.ReadImage(str(path), imageIO="GDCMImageIO")) for path in dict.fromkeys(grid.files)}
+    stacked = np.stack([files[path][frame or 0] for path, frame in zip(grid.files, grid.frames)])
+    image = sitk.GetImageFromArray(stacked)
+    image.SetOrigin(grid.origin)
+    image.SetDirection(grid.direction)
+    image.SetSpacing(grid.spacing)
     return image
 
 

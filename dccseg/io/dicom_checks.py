@@ -28,9 +28,10 @@ ORIENTATION_TOLERANCE = 1e-3
 
 @dataclass
 class SliceGrid:
-    """The checked slices in order along their normal, and the regular grid to put them on."""
+    """The checked slices (files, and their frames in multi-frame files) in order along their normal, and the regular grid to put them on."""
 
     files: list[Path]
+    frames: list[int | None]
     positions: np.ndarray
     origin: tuple[float, float, float]
     direction: tuple[float, ...]
@@ -57,9 +58,9 @@ def _drop_localizers_and_copies(series: Series, notes: list[str]) -> list[SliceH
     images = series.images
     if len(images) < len(series.slices):
         notes.append(f"dropped {len(series.slices) - len(images)} localizer/scout image(s) of the series")
-    unique: dict[str, SliceHeader] = {}
+    unique: dict[tuple[str, int | None], SliceHeader] = {}
     for header in images:
-        unique.setdefault(header.tags.get("sop_uid") or str(header.path), header)
+        unique.setdefault((header.tags.get("sop_uid") or str(header.path), header.frame), header)
     if len(unique) < len(images):
         notes.append(f"ignored {len(images) - len(unique)} duplicate file(s) (same SOP Instance UID as another file)")
     return list(unique.values())
@@ -79,6 +80,9 @@ def _check_uniform(series: Series, folder: Path, images: list[SliceHeader]) -> t
         raise _stop(series, folder, "some slices lack their position or orientation tags", "re-export the series from the scanner or PACS")
     if any(not np.allclose(c, cosines[0], atol=ORIENTATION_TOLERANCE) for c in cosines):
         raise _stop(series, folder, "its slices have different orientations", "export one reconstruction of the series, or split it into folders")
+    rescales = {(h.tags.get("rescale_slope"), h.tags.get("rescale_intercept")) for h in images if h.frame is not None}
+    if len(rescales) > 1:
+        raise _stop(series, folder, "the frames of its multi-frame file have different rescale slopes or intercepts", "export the series as single-frame images")
     spacing = images[0].numbers("pixel_spacing")
     if spacing is None or spacing.size != 2 or np.any(spacing <= 0):
         raise _stop(series, folder, "its Pixel Spacing tag is missing or invalid", "re-export the series from the scanner or PACS")
@@ -134,7 +138,7 @@ def check_series(series: Series, folder: Path) -> SliceGrid:
             )
     direction = np.stack([cosines[:3], cosines[3:], normal], axis=1)
     grid = SliceGrid(
-        files=[h.path for h in images], positions=along, origin=tuple(float(v) for v in points[0]),
+        files=[h.path for h in images], frames=[h.frame for h in images], positions=along, origin=tuple(float(v) for v in points[0]),
         direction=tuple(float(v) for v in direction.ravel()), spacing=(float(pixel_spacing[1]), float(pixel_spacing[0]), slice_spacing), notes=notes,
     )
     if not grid.is_regular:

@@ -1,5 +1,7 @@
 """The DICOM series in a folder: one header read per file, grouped by Series Instance UID, listed, and one chosen.
 
+A multi-frame file (Enhanced CT) gives one header per frame (``dccseg.io.dicom_frames``), so its frames are the slices.
+
 Default choice: the axial CT series with the most slices (ties: the lowest series number). ``--series``
 picks another by its UID or by its number in the listing. Files that look like DICOM (``DICM`` at byte
 128) but cannot be read are a stop: a damaged file in a series folder usually means a missing slice.
@@ -14,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import DccsegError
+from .dicom_frames import frame_tags
 from .library_messages import library_messages
 
 TAGS = {
@@ -28,6 +31,7 @@ TAGS = {
     "pixel_spacing": "0028|0030",
     "rows": "0028|0010",
     "columns": "0028|0011",
+    "frames": "0028|0008",
 }
 AXIAL_MIN_COSINE = 0.8
 """A series is axial when its slice normal is within about 37 degrees of the patient's head-feet axis."""
@@ -35,10 +39,11 @@ AXIAL_MIN_COSINE = 0.8
 
 @dataclass
 class SliceHeader:
-    """What the checks need from one DICOM file's header (tags as text, stripped)."""
+    """What the checks need from one DICOM file's header (tags as text, stripped); ``frame``: the frame's index in a multi-frame file."""
 
     path: Path
     tags: dict[str, str]
+    frame: int | None = None
 
     def numbers(self, name: str) -> np.ndarray | None:
         text = self.tags.get(name, "")
@@ -92,7 +97,8 @@ class Series:
         return f"'{description}', {self.tag('modality') or 'no modality'}, {len(images)} slices of {size} at {in_plane}, UID {self.uid}"
 
 
-def _read_header(path: Path) -> SliceHeader | None:
+def _read_headers(path: Path) -> list[SliceHeader] | None:
+    """The file's slice header, one per frame of a multi-frame file; None if it cannot be read."""
     reader = sitk.ImageFileReader()
     reader.SetImageIO("GDCMImageIO")
     reader.SetFileName(str(path))
@@ -102,7 +108,10 @@ def _read_header(path: Path) -> SliceHeader | None:
         return None
     keys = set(reader.GetMetaDataKeys())
     tags = {name: reader.GetMetaData(tag).strip() for name, tag in TAGS.items() if tag in keys}
-    return SliceHeader(path, tags)
+    if int(tags.get("frames") or 1) < 2:
+        return [SliceHeader(path, tags)]
+    frames = frame_tags(path, tags)
+    return None if frames is None else [SliceHeader(path, frame, index) for index, frame in enumerate(frames)]
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -122,14 +131,14 @@ def scan_folder(folder: Path) -> list[Series]:
     groups: dict[str, Series] = {}
     damaged = []
     with library_messages():
-        headers = [(path, _read_header(path)) for path in files]
-    for path, header in headers:
-        if header is None:
+        headers = [(path, _read_headers(path)) for path in files]
+    for path, slices in headers:
+        if slices is None:
             if _looks_like_dicom(path):
                 damaged.append(path.name)
             continue
-        uid = header.tags.get("series_uid", "") or "(no series UID)"
-        groups.setdefault(uid, Series(uid)).slices.append(header)
+        uid = slices[0].tags.get("series_uid", "") or "(no series UID)"
+        groups.setdefault(uid, Series(uid)).slices.extend(slices)
     if damaged:
         raise DccsegError(
             f"{len(damaged)} DICOM file(s) in {folder} cannot be read ({', '.join(damaged[:3])}{' ...' if len(damaged) > 3 else ''}): "
