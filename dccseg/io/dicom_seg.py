@@ -1,8 +1,8 @@
 """DICOM Segmentation objects (SEG) for PACS: an organ label map written against its source CT series (highdicom).
 
 The SEG is binary, one segment per organ present, with the organ table's SNOMED CT codes, laterality and
-colour, the algorithm that made it, and references to every source slice (SOP instance) and the series'
-frame of reference. The label map must lie on the grid of a single-frame DICOM series in the folder.
+colour, the algorithm that made it, and references to every source slice (SOP instance, or frame of a multi-frame
+Enhanced CT) and the series' frame of reference. The label map must lie on the grid of a DICOM series in the folder.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..errors import DccsegError
 from ..fileutil import atomic_output, full_suffix
 from ..organs import ORGANS, Code, Organ
 from ..volume import Volume
+from .dicom_frames import dataset_frame_tags
 
 DICOM_SEG_SUFFIX = ".dcm"
 SEG_SERIES_NUMBER = 990
@@ -71,41 +72,55 @@ def _read_headers(folder: Path) -> list[pydicom.Dataset]:
     return headers
 
 
-def _slice_indices(headers: Sequence[pydicom.Dataset], grid: Volume) -> list[int] | None:
-    """Each header's slice index in ``grid``, or None unless the headers are exactly the grid's slices."""
-    depth, rows, columns = grid.shape
-    if len(headers) != depth:
+def _frame_geometry(header: pydicom.Dataset) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """(position, orientation cosines) of each frame of ``header`` (one for a single-frame image); None if one lacks them."""
+    if int(header.get("NumberOfFrames", 1) or 1) == 1:
+        if "ImagePositionPatient" not in header or "ImageOrientationPatient" not in header:
+            return None
+        return [(np.asarray(header.ImagePositionPatient, dtype=np.float64), np.asarray(header.ImageOrientationPatient, dtype=np.float64))]
+    frames = dataset_frame_tags(header)
+    if any("position" not in frame or "orientation" not in frame for frame in frames):
         return None
+    return [(np.array(frame["position"].split("\\"), dtype=np.float64), np.array(frame["orientation"].split("\\"), dtype=np.float64)) for frame in frames]
+
+
+def _slice_indices(headers: Sequence[pydicom.Dataset], grid: Volume) -> list[int] | None:
+    """The slice index in ``grid`` of each frame of ``headers`` (in file and frame order), or None unless the frames are exactly the grid's slices."""
+    depth, rows, columns = grid.shape
     axes = np.asarray(grid.direction, dtype=np.float64).reshape(3, 3)
     to_index = np.linalg.inv(axes * np.asarray(grid.spacing))
     indices = []
     for header in headers:
-        if int(getattr(header, "NumberOfFrames", 1) or 1) != 1 or (header.get("Rows"), header.get("Columns")) != (rows, columns):
+        frames = _frame_geometry(header)
+        if frames is None or (header.get("Rows"), header.get("Columns")) != (rows, columns):
             return None
-        if "ImagePositionPatient" not in header or "ImageOrientationPatient" not in header:
-            return None
-        orientation = np.asarray(header.ImageOrientationPatient, dtype=np.float64)
-        if not np.allclose(orientation, np.concatenate([axes[:, 0], axes[:, 1]]), atol=1e-3):
-            return None
-        index = to_index @ (np.asarray(header.ImagePositionPatient, dtype=np.float64) - np.asarray(grid.origin))
-        k = int(round(index[2]))
-        if np.abs(index - [0.0, 0.0, k]).max() > POSITION_TOLERANCE:
-            return None
-        indices.append(k)
+        for position, orientation in frames:
+            if not np.allclose(orientation, np.concatenate([axes[:, 0], axes[:, 1]]), atol=1e-3):
+                return None
+            index = to_index @ (position - np.asarray(grid.origin))
+            k = int(round(index[2]))
+            if np.abs(index - [0.0, 0.0, k]).max() > POSITION_TOLERANCE:
+                return None
+            indices.append(k)
     return indices if sorted(indices) == list(range(depth)) else None
 
 
-def source_slices(folder: Path, grid: Volume) -> list[pydicom.Dataset]:
-    """The headers of the DICOM series in ``folder`` whose slices form ``grid``, in slice (z index) order."""
+def source_images(folder: Path, grid: Volume) -> tuple[list[pydicom.Dataset], list[int]]:
+    """The headers of the DICOM series in ``folder`` whose slices (or frames) form ``grid``, and the grid's slice index of each of their frames.
+
+    Single-frame images come in slice order; a multi-frame file's frames keep their order in the file.
+    """
     by_series: dict[str, list[pydicom.Dataset]] = {}
     for header in _read_headers(folder):
         by_series.setdefault(str(header.get("SeriesInstanceUID", "")), []).append(header)
     for headers in by_series.values():
         indices = _slice_indices(headers, grid)
         if indices is not None:
-            ordered = [header for _, header in sorted(zip(indices, headers), key=lambda pair: pair[0])]
-            _check_uids(ordered, folder)
-            return ordered
+            if len(indices) == len(headers):  # one frame each: put the images in slice order
+                headers = [header for _, header in sorted(zip(indices, headers), key=lambda pair: pair[0])]
+                indices = sorted(indices)
+            _check_uids(headers, folder)
+            return headers, indices
     raise DccsegError(
         f"no DICOM series in {folder} has the label map's grid ({'x'.join(map(str, grid.size_xyz))} voxels); "
         "give the folder of the very series that was segmented, with all its slices"
@@ -159,7 +174,7 @@ def write_dicom_seg(
     returns those organs. Without ``algorithm`` the segments are marked MANUAL.
     """
     folder = check_dicom_source(Path(source))
-    headers = source_slices(folder, labels)
+    headers, frame_slices = source_images(folder, labels)
     present = [organ for organ in organs if np.any(labels.array == organ.label)]
     if not present:
         raise DccsegError("the segmentation holds no organ, and a DICOM SEG needs at least one segment; write .seg.nrrd or a label map instead")
@@ -167,7 +182,7 @@ def write_dicom_seg(
     for number, organ in enumerate(present, start=1):
         lookup[organ.label] = number
     try:
-        segmentation = _segmentation(headers, lookup[labels.array], present, algorithm)
+        segmentation = _segmentation(headers, lookup[labels.array][frame_slices], present, algorithm)
     except ValueError as exc:
         raise DccsegError(f"cannot build a DICOM SEG on the series in {folder} ({exc}); write .seg.nrrd instead and report this series") from exc
     with atomic_output(path) as tmp:
