@@ -255,6 +255,24 @@ def test_localizer_and_duplicate_files_are_dropped_and_reported(tmp_path):
     assert notes == ["dicom: dropped 1 localizer/scout image(s) of the series", "dicom: ignored 1 duplicate file(s) (same SOP Instance UID as another file)"]
 
 
+def test_a_dicomdir_is_skipped_beside_the_images_and_names_the_series_folders_of_a_disc_export(capsys, tmp_path):
+    from pydicom.fileset import FileSet
+
+    source = BUNDLED_CT.parent.parent / "dcmqi_ct3slice" / "dicom"
+    disc = FileSet()
+    for path in sorted(source.iterdir()):
+        disc.add(path)
+    disc.write(tmp_path / "disc")  # DICOMDIR beside PT000000/ST000000/SE000000/IM00000*
+    shutil.copytree(source, tmp_path / "dicom")
+    shutil.copy(tmp_path / "disc" / "DICOMDIR", tmp_path / "dicom" / "DICOMDIR")
+    notes = []
+    assert io.read_image(tmp_path / "dicom", log=notes.append).shape == (3, 512, 512)
+    assert notes == ["dicom: skipped 1 DICOM file(s) that hold no image (DICOMDIR)"], "a DICOMDIR is not a damaged slice"
+    series = re.escape(str(tmp_path / "disc" / "PT000000" / "ST000000" / "SE000000")) + r" \(CT, 3 images\)"
+    for given in (tmp_path / "disc", tmp_path / "disc" / "DICOMDIR"):
+        assert_stop(capsys, given, tmp_path / "out.seg.nrrd", r"is the index of a DICOM export \(DICOMDIR\), not a series; point to the folder of one of the series it lists: " + series)
+
+
 def test_two_different_images_at_one_position(capsys, tmp_path):
     ct = make_ct((6, 16, 16))
     write_dicom_series(ct, tmp_path / "dicom")

@@ -29,7 +29,10 @@ def _ignore(message: str) -> None:
 def read_dicom_series(folder: Path, log: Log | None = None, containing: Path | None = None, series: str | None = None) -> sitk.Image:
     """Read one checked series of ``folder``: ``series`` (UID or listing number), the one holding ``containing``, or the default."""
     log = log or _ignore
-    found = scan_folder(folder)
+    skipped: list[str] = []
+    found = scan_folder(folder, skipped)
+    for note in skipped:
+        log(f"{folder.name}: {note}")
     chosen, reason = choose_series(found, series, folder, containing)
     if len(found) > 1:
         log(f"{folder} holds {len(found)} DICOM series:")

@@ -4,7 +4,9 @@ A multi-frame file (Enhanced CT) gives one header per frame (``dccseg.io.dicom_f
 
 Default choice: the axial CT series with the most slices (ties: the lowest series number). ``--series``
 picks another by its UID or by its number in the listing. Files that look like DICOM (``DICM`` at byte
-128) but cannot be read are a stop: a damaged file in a series folder usually means a missing slice.
+128) but cannot be read are a stop: a damaged file in a series folder usually means a missing slice. DICOM files
+that hold no image (a DICOMDIR, reports, presentation states) are skipped and reported; a folder with a DICOMDIR
+and no images is a stop that names the series folders the DICOMDIR lists (``dccseg.io.dicom_dir``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
+from pydicom.errors import InvalidDicomError
 
 from ..errors import DccsegError
+from .dicom_dir import dicomdir_stop
 from .dicom_frames import frame_tags
 from .library_messages import library_messages
 
@@ -123,18 +128,28 @@ def _looks_like_dicom(path: Path) -> bool:
         return False
 
 
-def scan_folder(folder: Path) -> list[Series]:
-    """Every series in ``folder`` (files directly in it), in series-number order."""
+def _holds_no_image(path: Path) -> bool:
+    """A readable DICOM file without image rows (DICOMDIR, structured report, presentation state, ...)."""
+    try:
+        return "Rows" not in pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return False
+
+
+def scan_folder(folder: Path, notes: list[str] | None = None) -> list[Series]:
+    """Every series in ``folder`` (files directly in it), in series-number order; ``notes`` receives what was skipped."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files and not any(folder.iterdir()):
         raise DccsegError(f"folder {folder} is empty; point to a folder holding a DICOM series or to an image file")
     groups: dict[str, Series] = {}
-    damaged = []
+    damaged, without_image = [], []
     with library_messages():
         headers = [(path, _read_headers(path)) for path in files]
     for path, slices in headers:
         if slices is None:
-            if _looks_like_dicom(path):
+            if _holds_no_image(path):
+                without_image.append(path.name)
+            elif _looks_like_dicom(path):
                 damaged.append(path.name)
             continue
         uid = slices[0].tags.get("series_uid", "") or "(no series UID)"
@@ -144,6 +159,11 @@ def scan_folder(folder: Path) -> list[Series]:
             f"{len(damaged)} DICOM file(s) in {folder} cannot be read ({', '.join(damaged[:3])}{' ...' if len(damaged) > 3 else ''}): "
             "truncated or damaged; copy the series again from the scanner or PACS, or remove those files"
         )
+    if without_image and notes is not None:
+        notes.append(f"skipped {len(without_image)} DICOM file(s) that hold no image ({', '.join(without_image[:3])}{' ...' if len(without_image) > 3 else ''})")
+    dicomdir = next((path for path in files if path.name.upper() == "DICOMDIR"), None)
+    if not groups and dicomdir is not None:
+        raise DccsegError(dicomdir_stop(dicomdir))
     if not groups:
         raise DccsegError(
             f"no DICOM series found in {folder}; point to the folder that directly holds the .dcm files (sub-folders are not searched) or to an image file"

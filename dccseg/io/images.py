@@ -13,6 +13,7 @@ from ..fileutil import atomic_output, full_suffix
 from ..volume import Volume
 from .ct_check import check_ct
 from .dicom import Log, read_dicom_series
+from .dicom_dir import dicomdir_stop
 from .file_checks import check_metaimage, check_nifti
 from .library_messages import library_messages
 from .nifti_direction import read_nifti_with_repaired_axes
@@ -66,6 +67,8 @@ def read_sitk(path: str | os.PathLike, log: Log | None = None, series: str | Non
         raise DccsegError(f"--series applies to a DICOM folder, and {path.name} is a file; leave --series out")
     if path.is_dir():
         return read_dicom_series(path, log, series=series)
+    if path.name.upper() == "DICOMDIR":
+        raise DccsegError(dicomdir_stop(path))
     suffix = full_suffix(path)
     if suffix == ".seg.nrrd":
         raise DccsegError(f"{path.name} is a Slicer segmentation, not an image; pass the CT volume here and the segmentation as the label")
