@@ -14,6 +14,7 @@ from dccseg.networks import (
     build_encoder,
     build_refine_net,
     load_encoder_state,
+    load_refine_state,
     make_refine_input,
 )
 
@@ -51,7 +52,7 @@ def test_cifar_stem_cannot_reach_output_stride_16():
 
 
 def test_invalid_configs_are_refused():
-    for bad in ({"depth": 101}, {"in_channels": 3}, {"decoder": "unet"}, {"stem": "deep"}, {"aspp_rates": (1, 2)}):
+    for bad in ({"depth": 101}, {"in_channels": 3}, {"decoder": "unet"}, {"stem": "deep"}, {"aspp_rates": (1, 2)}, {"sharpen_channels": -1}):
         with pytest.raises(DccsegError):
             tiny(**bad)
 
@@ -83,6 +84,19 @@ def test_batch_size_one_trains():
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None for g in grads)
     assert net.decoder.aspp.branches[-1].conv.weight.grad.abs().sum() > 0
+
+
+def test_the_sharpen_head_starts_as_the_network_without_it_and_then_learns():
+    plain = build_refine_net(tiny()).eval()
+    sharp = build_refine_net(tiny(sharpen_channels=4))
+    load_refine_state(sharp, plain.state_dict())  # an older model's weights: the head starts with no correction
+    x = torch.randn(2, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(sharp.eval()(x), plain(x))
+    sharp.train()(x)[:, 1].mean().backward()
+    assert sharp.sharpen.correction.weight.grad.abs().sum() > 0, "the head trains from its zero start"
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        load_refine_state(build_refine_net(tiny()), sharp.state_dict())  # only a missing head is filled in
 
 
 def test_make_refine_input_stacks_image_and_mask_copies():
@@ -161,7 +175,7 @@ def test_init_is_kaiming_fan_out_and_unit_batchnorm():
 
 
 @pytest.mark.parametrize("cfg", [RefineConfig(), RefineConfig.paper(), RefineConfig.code(), RefineConfig.tiny(),
-                                 RefineConfig(aspp_rates=(2, 4, 8))])
+                                 RefineConfig(aspp_rates=(2, 4, 8)), RefineConfig(sharpen_channels=8)])
 def test_config_json_round_trip(cfg):
     assert RefineConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 

@@ -8,6 +8,7 @@ from dccseg.networks.refine import (
     build_encoder,
     build_refine_net,
     load_encoder_state,
+    load_refine_state,
     make_refine_input,
 )
 from dccseg.networks.resnet import ResNetEncoder
@@ -24,6 +25,7 @@ __all__ = [
     "build_refine_net",
     "crop_to_shape",
     "load_encoder_state",
+    "load_refine_state",
     "make_refine_input",
     "pad_to_multiple",
 ]

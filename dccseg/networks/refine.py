@@ -2,6 +2,10 @@
 
 Input channels (method.md §1.2): the image in [-1, 1] and the binary coarse mask of one organ, either
 as 6 channels (3 copies each, the paper) or 2 (one each). Output: background/foreground logits.
+
+The DeepLab decoder's logits lie on layer1's grid (a quarter of the input's, 6 mm at the 1.5 mm refine grid),
+upsampled bilinearly. ``sharpen_channels`` > 0 adds a full-resolution head (``SharpenHead``): two 3x3 convs over the
+input and those logits, added to them, so borders can follow the image at the input's own resolution.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from torch import nn
 
 from dccseg.errors import DccsegError
 from dccseg.networks.config_dict import config_from_dict, config_to_dict
-from dccseg.networks.deeplab import AsppOnlyDecoder, DeepLabV3PlusDecoder, upsample_to
+from dccseg.networks.deeplab import AsppOnlyDecoder, DeepLabV3PlusDecoder, conv_bn_relu, upsample_to
 from dccseg.networks.resnet import STAGE_BLOCKS, ResNetEncoder, init_weights, stage_strides_and_dilations
 
 DECODERS = ("deeplabv3plus", "aspp_only")
@@ -29,7 +33,8 @@ class RefineConfig:
 
     `aspp_rates=None` scales the authors' (6, 12, 18) at output stride 8 to the actual output stride
     (halved at 16), so the branches see the same image-space context. `width` is the stem/layer1 width
-    (64 = standard ResNet); `decoder_channels` the width of the V3+ 3x3 convs.
+    (64 = standard ResNet); `decoder_channels` the width of the V3+ 3x3 convs; `sharpen_channels` the width of the
+    full-resolution head (0: none, as every model before 0.5).
     """
 
     depth: int = 18
@@ -42,6 +47,7 @@ class RefineConfig:
     decoder_channels: int = 64
     width: int = 32
     patch_size: int = 128
+    sharpen_channels: int = 0
 
     def __post_init__(self) -> None:
         if self.depth not in STAGE_BLOCKS:
@@ -53,6 +59,8 @@ class RefineConfig:
         stage_strides_and_dilations(self.stem, self.output_stride)
         if min(self.aspp_depth, self.decoder_channels, self.width) < 1:
             raise DccsegError("Refine aspp_depth, decoder_channels and width must be positive.")
+        if self.sharpen_channels < 0:
+            raise DccsegError(f"Refine sharpen_channels must be 0 (no full-resolution head) or positive, got {self.sharpen_channels}.")
         if self.aspp_rates is not None and (len(self.aspp_rates) != 3 or min(self.aspp_rates) < 1):
             raise DccsegError(f"aspp_rates must be three positive dilation rates, got {self.aspp_rates}.")
         if self.patch_size % self.output_stride:
@@ -94,8 +102,26 @@ class RefineConfig:
         return config_from_dict(cls, data)
 
 
+class SharpenHead(nn.Module):
+    """Two 3x3 conv-BN-ReLU layers over (input, upsampled logits) at full resolution and a 1x1 conv to a logit correction.
+
+    The last conv starts at zero, so a network given this head starts exactly as it was without it.
+    """
+
+    def __init__(self, in_channels: int, channels: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(conv_bn_relu(in_channels + NUM_CLASSES, channels, 3), conv_bn_relu(channels, channels, 3))
+        self.correction = nn.Conv2d(channels, NUM_CLASSES, 1)
+        init_weights(self.layers)
+        nn.init.zeros_(self.correction.weight)
+        nn.init.zeros_(self.correction.bias)
+
+    def forward(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return logits + self.correction(self.layers(torch.cat([x, logits], dim=1)))
+
+
 class RefineNet(nn.Module):
-    """`encoder` (a ResNetEncoder, replaceable by pretrained weights) + `decoder`; logits at input size."""
+    """`encoder` (a ResNetEncoder, replaceable by pretrained weights) + `decoder` (+ `sharpen`); logits at input size."""
 
     def __init__(self, config: RefineConfig) -> None:
         super().__init__()
@@ -109,10 +135,19 @@ class RefineNet(nn.Module):
                 low_ch, high_ch, config.aspp_depth, config.rates, NUM_CLASSES, config.decoder_channels
             )
         init_weights(self.decoder)
+        self.sharpen = SharpenHead(config.in_channels, config.sharpen_channels) if config.sharpen_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(x)
-        return upsample_to(self.decoder(features["low"], features["high"]), x.shape[-2:])
+        logits = upsample_to(self.decoder(features["low"], features["high"]), x.shape[-2:])
+        return logits if self.sharpen is None else self.sharpen(x, logits)
+
+
+def load_refine_state(net: RefineNet, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Load a whole refine network's weights; from a network without the full-resolution head, ``net``'s head keeps its start (no correction)."""
+    missing, unexpected = net.load_state_dict(state_dict, strict=False)
+    if unexpected or any(not key.startswith("sharpen.") for key in missing):
+        net.load_state_dict(state_dict)  # raises, naming what does not fit
 
 
 def build_encoder(config: RefineConfig) -> ResNetEncoder:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dccseg.losses import binary_dice_loss
-from dccseg.networks import build_refine_net, load_encoder_state
+from dccseg.networks import build_refine_net, load_encoder_state, load_refine_state
 from dccseg.training import distributed
 from dccseg.training.loop import Stage, StageResult, run_stage
 from dccseg.training.metrics import DiceAccumulator
@@ -41,7 +41,7 @@ def fit_refine(session: Session, train: list[RefineCase], val: list[RefineCase],
     if encoder_state is not None:
         load_encoder_state(net, encoder_state)
     if initial_state is not None:
-        net.load_state_dict(initial_state)
+        load_refine_state(net, initial_state)
     model = distributed.wrap(net, ctx)
     net = distributed.unwrap(model)
     optimizer = build_optimizer(model.parameters(), settings.optimizer)
