@@ -65,9 +65,13 @@ def _read_pixels(grid: SliceGrid, folder: Path, log: Log) -> sitk.Image:
 
 def _read_frames(grid: SliceGrid) -> sitk.Image:
     """The checked slices of multi-frame files (and any single-frame ones beside them) stacked on the grid's geometry."""
-    files = {path: sitk.GetArrayFromImage(sitk.ReadImage(str(path), imageIO="GDCMImageIO")) for path in dict.fromkeys(grid.files)}
-    stacked = np.stack([files[path][frame or 0] for path, frame in zip(grid.files, grid.frames)])
-    image = sitk.GetImageFromArray(stacked)
+    paths = list(dict.fromkeys(grid.files))
+    if len(paths) == 1 and grid.frames == list(range(len(grid.frames))):  # one file, frames already in order: no copy of a large scan
+        image = sitk.ReadImage(str(paths[0]), imageIO="GDCMImageIO")
+    else:
+        read = {path: sitk.ReadImage(str(path), imageIO="GDCMImageIO") for path in paths}  # kept alive while their array views are stacked
+        frames = {path: sitk.GetArrayViewFromImage(image) for path, image in read.items()}
+        image = sitk.GetImageFromArray(np.stack([frames[path][frame or 0] for path, frame in zip(grid.files, grid.frames)]))
     image.SetOrigin(grid.origin)
     image.SetDirection(grid.direction)
     image.SetSpacing(grid.spacing)
