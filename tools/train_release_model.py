@@ -8,7 +8,7 @@ figures come from the test bodies.
 
     python tools/train_release_model.py RUN --stage data --data-seeds 48 27                # ~8 min: RUN/coarse-data, RUN/refine-data (new seeds for every step)
     python tools/train_release_model.py RUN --stage coarse --start MODEL --coarse-epochs 30 --coarse-lr-scale 0.2   # ~35 min on one core (5 mm grid)
-    python tools/train_release_model.py RUN --stage refine --start MODEL --refine-prior degraded --refine-epochs 5   # ~25 min, at the same time
+    python tools/train_release_model.py RUN --stage refine --start MODEL --refine-prior degraded --refine-epochs 5 --refine-sharpen 8   # ~25 min, at the same time
     python tools/train_release_model.py RUN --stage combine --fusion-trust 0.3             # RUN/model: the two stages as a model folder
     python tools/fusion_trust_sweep.py RUN/model VALIDATION                                 # the fusion band (docs/diagnose.md)
     python tools/coarse_scales_sweep.py RUN/model VALIDATION                                # the coarse grids (docs/networks.md)
@@ -34,15 +34,16 @@ from pathlib import Path
 
 from dccseg.dataset import Dataset
 from dccseg.errors import DccsegError
-from dccseg.networks import CoarseConfig
+from dccseg.networks import CoarseConfig, RefineConfig
 from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import Progress
 from dccseg.training.configs import preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
-NAME, VERSION = "dccseg-abdomen", "0.4.5"
-LINEAGE = ("0.4.5 is 0.4.4 with the mean organ volumes of its validation anatomies in its card (size_reference_ml, --size-reference), by which --body-scale auto measures a child's body; its networks and what it does by default are 0.4.4's. "
+NAME, VERSION = "dccseg-abdomen", "0.4.6"
+LINEAGE = ("0.4.6 is 0.4.5's coarse network with its refine network continued twice by 5 epochs (degraded priors, the recipe's refine step) on seed 32's and then seed 33's 150 new anatomies, with a full-resolution head (sharpen_channels 8, docs/networks.md) added at the first step; chosen on validation anatomies under the twenty-first and twenty-second rules (docs/diagnose.md). "
+           "0.4.5 is 0.4.4 with the mean organ volumes of its validation anatomies in its card (size_reference_ml, --size-reference), by which --body-scale auto measures a child's body; its networks and what it does by default are 0.4.4's. "
            "0.4.4 is 0.4.3's two networks with fusion_trust 0.3 (was 0.1), re-chosen on validation anatomies once the attention channel reached a scan's last slices (docs/diagnose.md). "
            "0.4.3 continues 0.4.1's two networks by three gentle steps, each on anatomies neither had seen: coarse 30 epochs at a fifth of the recipe's rate "
            "(--coarse-lr-scale 0.2) on seed 46's, seed 47's and then seed 48's 500 anatomies (the set below); refine 5 epochs on seed 25's, 26's and then 27's 150 anatomies (the set below). "
@@ -54,7 +55,7 @@ REAL_CT = Path(__file__).resolve().parents[1] / "dccseg" / "data" / "totalseg_ex
 VALIDATION_PER_BODY = 4
 DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fraction with random HU, fraction with pathology)
     "coarse-data": (500, "3.5,3.5,3.5", 48, 0.25, 0.3),
-    "refine-data": (150, "1.5,1.5,3", 27, 0.2, 0.3),
+    "refine-data": (150, "1.5,1.5,3", 33, 0.2, 0.3),
 }
 COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
@@ -222,6 +223,7 @@ def main() -> None:
     parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
     parser.add_argument("--refine-prior", choices=("degraded", "realistic", "coarse"), default="realistic",
                         help="refine: the attention masks of training patches (docs/diagnose.md); coarse: the --start model's coarse masks of the new anatomies")
+    parser.add_argument("--refine-sharpen", type=int, default=0, metavar="CHANNELS", help="refine: the full-resolution head's width (0.4.6: 8; 0 = none, docs/networks.md); a --start without one gets it added")
     parser.add_argument("--start", metavar="MODEL", help="coarse, refine: start from this model's weights (a name, name@version or model folder) instead of from scratch")
     parser.add_argument("--fusion-trust", type=float, help="combine: the card's fusion_trust, chosen on validation anatomies (docs/diagnose.md); default plain majority vote")
     parser.add_argument("--coarse-scales", type=float, nargs="+", default=COARSE_SCALES, help=f"combine: the card's coarse_scales (default {' '.join(map(str, COARSE_SCALES))})")
@@ -256,7 +258,8 @@ def main() -> None:
             parser.error(str(error))
         prepare_run(args.run / "refine-run", args.run / "refine-data")
         overrides = {"refine__epochs": args.refine_epochs, "refine__patches_per_organ": 10, "refine__phase_variants": 1, "refine__prior": args.refine_prior, "refine__val_patches_per_organ": 5,
-                     "preprocessing__coarse_spacing": COARSE_VARIANTS[args.coarse_variant][0]}  # priors on the grid inference gives them
+                     "preprocessing__coarse_spacing": COARSE_VARIANTS[args.coarse_variant][0],  # priors on the grid inference gives them
+                     "refine__network": {**RefineConfig().to_dict(), "sharpen_channels": args.refine_sharpen}}
         train_refine(args.run / "refine-data", args.run / "refine-run", coarse=coarse, config="default", overrides=overrides, device="cpu",
                      resume=args.resume, progress=progress, start=args.start)
     else:

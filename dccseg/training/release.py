@@ -39,7 +39,7 @@ from dccseg.training.release_stages import CoarsePool, RefinePool, TimedResult, 
 from dccseg.training.release_workers import CaseWorkers, default_workers
 from dccseg.volume import Volume
 
-NAME, VERSION = "dccseg-abdomen", "0.5.0"  # the next version after the shipped CPU-trained 0.4.5
+NAME, VERSION = "dccseg-abdomen", "0.5.0"  # the next version after the shipped CPU-trained 0.4.6
 NEVER_TRAINED_ON = [*BODY_SPLIT["test"], "the real portal-venous slab"]
 POLL_S = 0.05
 
