@@ -59,6 +59,7 @@ def test_release_command_trains_within_budget_without_simpleitk_and_writes_a_usa
     assert training["seconds"] <= BUDGET_MINUTES * 60 + 10 and training["recipe"].startswith("dccseg train release")
     assert training["stages"]["coarse"]["steps"] > 0 and training["stages"]["refine"]["steps"] > 0
     assert card["preprocessing"]["coarse_spacing"] == [8.0, 8.0, 8.0] and card["preprocessing"]["refine_slice_thickness"] == 6.0
+    assert card["architecture"]["refine"]["sharpen_channels"] == 2, "the recipe trains the full-resolution refine head, as 0.4.6 ships it"
     assert set(card["preprocessing"]["size_reference_ml"]) & {"liver", "spleen", "kidney_right", "kidney_left"}, "--body-scale auto works with a GPU-trained model"
     assert {p.name for p in model.iterdir()} == {"model.json", "coarse.safetensors", "refine.safetensors"}
     assert all(p.stat().st_size < 16 * 2**20 for p in model.iterdir())

@@ -61,18 +61,20 @@ class ReleaseScale:
     validations: int
     validation_cases: int
     end_reserve_s: float  # writing the model folder and stopping the workers
+    refine_sharpen: int  # the refine network's full-resolution head (RefineConfig.sharpen_channels; 0.4.6 ships with 8)
 
 
 SCALES = {
-    "release": ReleaseScale("default", 3.0, 1, (96, 128, 128), 4, 64, 96, 128, 0.55, 0.3, 6, 8, 15.0),
-    "tiny": ReleaseScale("tiny", 6.0, 2, (32, 32, 32), 2, 16, 8, 8, 0.5, 0.5, 2, 2, 2.0),
+    "release": ReleaseScale("default", 3.0, 1, (96, 128, 128), 4, 64, 96, 128, 0.55, 0.3, 6, 8, 15.0, 8),
+    "tiny": ReleaseScale("tiny", 6.0, 2, (32, 32, 32), 2, 16, 8, 8, 0.5, 0.5, 2, 2, 2.0, 2),
 }
 
 
 def release_config(scale: ReleaseScale) -> TrainingConfig:
-    """The preset's networks and preprocessing; refine slices at the scale's thickness (recorded in the card)."""
+    """The preset's networks with the scale's full-resolution refine head, and its preprocessing; refine slices at the scale's thickness (recorded in the card)."""
     config = preset(scale.preset)
-    return dataclasses.replace(config, preprocessing=dataclasses.replace(config.preprocessing, refine_slice_thickness=scale.refine_slice_thickness))
+    refine = dataclasses.replace(config.refine, network=dataclasses.replace(config.refine.network, sharpen_channels=scale.refine_sharpen))
+    return dataclasses.replace(config, refine=refine, preprocessing=dataclasses.replace(config.preprocessing, refine_slice_thickness=scale.refine_slice_thickness))
 
 
 class CaseRouter:
