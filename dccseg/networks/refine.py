@@ -34,7 +34,7 @@ class RefineConfig:
     `aspp_rates=None` scales the authors' (6, 12, 18) at output stride 8 to the actual output stride
     (halved at 16), so the branches see the same image-space context. `width` is the stem/layer1 width
     (64 = standard ResNet); `decoder_channels` the width of the V3+ 3x3 convs; `sharpen_channels` the width of the
-    full-resolution head (0: none, as every model before 0.5).
+    full-resolution head (0: none, as every model before 0.4.6).
     """
 
     depth: int = 18
