@@ -6,7 +6,7 @@ pelvis in arterial and portal-venous phase. The shipped model learnt adult bodie
 Bodies come from the bundled training bodies (never the test bodies, which the benchmark keeps unseen); the first
 ``TRAIN`` cases are the site's curated training cases, the other ``HELD_OUT`` its held-out cases.
 
-    python tools/new_site_example.py WORK [--model dccseg-abdomen@0.4.5] [--world-ratio R ...]
+    python tools/new_site_example.py WORK [--model dccseg-abdomen@VERSION] [--world-ratio R ...]   # default: the shipped model
 
 Steps, each skipped when its result is already in WORK (so a stopped example resumes):
 ``WORK/site`` (the dataset), ``WORK/finetune-r<R>`` (``train all --from MODEL --world-ratio R``, one per ratio),
@@ -30,6 +30,7 @@ from dccseg.dataset import Dataset
 from dccseg.phantoms import synthesize_from_labels
 from dccseg.phantoms.synthesis import prepared
 from dccseg.phantoms.templates import BODY_SPLIT, load_template
+from dccseg.store import ModelStore
 from dccseg.volume import Volume
 
 PHASES = ("portal-venous", "arterial", "portal-venous")
@@ -99,10 +100,11 @@ def scratch_report(work: Path, finetune: dict, held_out: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", type=Path)
-    parser.add_argument("--model", default="dccseg-abdomen@0.4.5")
+    parser.add_argument("--model", help="the model the site fine-tunes (default: the shipped one, as dccseg segment picks it)")
     parser.add_argument("--world-ratio", type=float, nargs="+", default=[1.0])
     args = parser.parse_args()
     os.environ["DCCSEG_MODEL_STORE"] = str(args.work / "store")
+    args.model = args.model or ModelStore().resolve(None).ref
     held_out = build_site(args.work / "site")
     report_path = args.work / "report.json"
     previous = json.loads(report_path.read_text(encoding="utf-8")).get("runs", {}) if report_path.is_file() else {}
