@@ -21,6 +21,7 @@ Without ``--start`` the coarse and refine stages train from scratch (0.2.0 did: 
 a second pass over the same set gained less on validation and lost on the real scans (docs/networks.md).
 `--stage select --coarse-run A B` compares coarse runs on their validation anatomies.
 `--refine-prior coarse` trains the refine step on the `--start` model's coarse masks of the new anatomies instead of degraded ground truth (docs/diagnose.md).
+`--coarse-crop 64` trains the coarse step on larger crops than the variant's (measured with 0.4.6: no gain, docs/networks.md).
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ def continued(start: str | None, lr_scale: float = 1.0) -> dict:
         return {}
     optimizer = dataclasses.asdict(preset("default").coarse.optimizer)
     return {"coarse__optimizer": {**optimizer, "lr": optimizer["lr"] * lr_scale}, "coarse__patience": 0}
+
+
+def coarse_overrides(variant: str, epochs: int, crop_edge: int | None = None) -> dict:
+    """The coarse step's training settings: the variant's grid, network and crops (cubes of ``crop_edge`` voxels when given)."""
+    spacing, crop, channels = COARSE_VARIANTS[variant]
+    return {"coarse__epochs": epochs, "coarse__samples_per_case": 1, "coarse__crop": (crop_edge,) * 3 if crop_edge else crop, "coarse__validate_every": 1,
+            "phase__synthetic_cases": 0, "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
 
 
 def prior_coarse(prior: str, start: str | None) -> str | None:
@@ -221,6 +229,7 @@ def main() -> None:
     parser.add_argument("--refine-epochs", type=int, default=5)
     parser.add_argument("--coarse-lr-scale", type=float, default=1.0, help="coarse with --start: the recipe's learning rate times this (the gentle steps of 0.4.2 and 0.4.3: 0.2)")
     parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
+    parser.add_argument("--coarse-crop", type=int, metavar="EDGE", help="coarse: the edge of the training crops in voxels (default the variant's; the network reads whole volumes at inference)")
     parser.add_argument("--refine-prior", choices=("degraded", "realistic", "coarse"), default="realistic",
                         help="refine: the attention masks of training patches (docs/diagnose.md); coarse: the --start model's coarse masks of the new anatomies")
     parser.add_argument("--refine-sharpen", type=int, default=0, metavar="CHANNELS", help="refine: the full-resolution head's width (0.4.6: 8; 0 = none, docs/networks.md); a --start without one gets it added")
@@ -243,10 +252,8 @@ def main() -> None:
     elif args.stage == "coarse":
         run = args.run / f"coarse-run-{args.coarse_variant}"
         prepare_run(run, args.run / "coarse-data")
-        spacing, crop, channels = COARSE_VARIANTS[args.coarse_variant]
-        overrides = {"coarse__epochs": args.coarse_epochs, "coarse__samples_per_case": 1, "coarse__crop": crop, "coarse__validate_every": 1, "phase__synthetic_cases": 0,
-                     "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
-        train_coarse(args.run / "coarse-data", run, config="default", overrides={**overrides, **continued(args.start, args.coarse_lr_scale)}, device="cpu", resume=args.resume, progress=progress, start=args.start)
+        overrides = {**coarse_overrides(args.coarse_variant, args.coarse_epochs, args.coarse_crop), **continued(args.start, args.coarse_lr_scale)}
+        train_coarse(args.run / "coarse-data", run, config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress, start=args.start)
     elif args.stage == "card":
         finish_card(args.run, args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)}, args.size_reference)
     elif args.stage == "select":

@@ -1,4 +1,4 @@
-"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for; the coarse prior comes from the start model; the card's organ volumes come from the validation anatomies."""
+"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for; the coarse step's crops; the coarse prior comes from the start model; the card's organ volumes come from the validation anatomies."""
 
 import pytest
 from builders import load_tool
@@ -16,6 +16,13 @@ def test_continuation_scales_the_recipe_learning_rate():
     assert gentle["coarse__optimizer"]["lr"] == pytest.approx(rate / 5)
     assert gentle["coarse__optimizer"] == {**full["coarse__optimizer"], "lr": gentle["coarse__optimizer"]["lr"]}
     assert gentle["coarse__patience"] == 0
+
+
+def test_the_coarse_step_trains_on_the_variants_crops_unless_an_edge_is_given():
+    recipe = load_tool("train_release_model")
+    assert recipe.coarse_overrides("5mm", 30)["coarse__crop"] == (48, 48, 48)
+    larger = recipe.coarse_overrides("5mm", 30, crop_edge=64)
+    assert larger["coarse__crop"] == (64, 64, 64) and larger["preprocessing__coarse_spacing"] == (5.0, 5.0, 5.0) and larger["coarse__epochs"] == 30
 
 
 def test_the_coarse_prior_is_drawn_by_the_start_models_coarse_network():
