@@ -10,8 +10,8 @@ are restored to the input grid as they are and refined, as ``dccseg diagnose`` d
   (``dccseg.plausibility``: volume, missing companion, side, position, pieces, HU, the coarse network's confidence; and
   a scan read as a mirror image), and 1 when no organ was found at all.
 
-``score = (D + A + P) / 3``. Model 0.2.0 (fast mode) scored the bundled real CT 0.34, that CT mirrored left-right
-0.47 and with heavy noise 0.53 (a test holds the shipped model to ranking the noisy CT first). The reasons name the
+``score = (D + A + P) / 3``. Model 0.4.5 (fast mode) scored the bundled real CT 0.13, that CT mirrored left-right
+0.43 and with heavy noise 0.63 (docs/training.md; a test holds the shipped model to ranking the noisy CT first). The reasons name the
 plausibility flags first, then the organs whose stages disagree (worst first), then those whose patches are unsure. Organs the model card does not refine (``refine_skip``) give neither D nor A.
 """
 
