@@ -105,6 +105,9 @@ def continued(start: str | None, lr_scale: float = 1.0) -> dict:
 def coarse_overrides(variant: str, epochs: int, crop_edge: int | None = None) -> dict:
     """The coarse step's training settings: the variant's grid, network and crops (cubes of ``crop_edge`` voxels when given)."""
     spacing, crop, channels = COARSE_VARIANTS[variant]
+    divisor = CoarseConfig(channels=channels).size_divisor
+    if crop_edge is not None and (crop_edge < divisor or crop_edge % divisor):
+        raise DccsegError(f"--coarse-crop must be a multiple of {divisor} (the {variant} network halves its grid {len(channels) - 1} times), got {crop_edge}")
     return {"coarse__epochs": epochs, "coarse__samples_per_case": 1, "coarse__crop": (crop_edge,) * 3 if crop_edge else crop, "coarse__validate_every": 1,
             "phase__synthetic_cases": 0, "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
 
@@ -250,9 +253,12 @@ def main() -> None:
     if args.stage == "data":
         make_data(args.run, dict(zip(DATA, args.data_seeds)) if args.data_seeds else {})
     elif args.stage == "coarse":
+        try:
+            overrides = {**coarse_overrides(args.coarse_variant, args.coarse_epochs, args.coarse_crop), **continued(args.start, args.coarse_lr_scale)}
+        except DccsegError as error:
+            parser.error(str(error))
         run = args.run / f"coarse-run-{args.coarse_variant}"
         prepare_run(run, args.run / "coarse-data")
-        overrides = {**coarse_overrides(args.coarse_variant, args.coarse_epochs, args.coarse_crop), **continued(args.start, args.coarse_lr_scale)}
         train_coarse(args.run / "coarse-data", run, config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress, start=args.start)
     elif args.stage == "card":
         finish_card(args.run, args.validation_stages, args.unseen, {k: Path(v) for k, v in (a.split("=", 1) for a in args.unseen_stages)}, args.size_reference)

@@ -23,6 +23,8 @@ def test_the_coarse_step_trains_on_the_variants_crops_unless_an_edge_is_given():
     assert recipe.coarse_overrides("5mm", 30)["coarse__crop"] == (48, 48, 48)
     larger = recipe.coarse_overrides("5mm", 30, crop_edge=64)
     assert larger["coarse__crop"] == (64, 64, 64) and larger["preprocessing__coarse_spacing"] == (5.0, 5.0, 5.0) and larger["coarse__epochs"] == 30
+    with pytest.raises(DccsegError, match="multiple of 8"):
+        recipe.coarse_overrides("5mm", 30, crop_edge=60)
 
 
 def test_the_coarse_prior_is_drawn_by_the_start_models_coarse_network():
