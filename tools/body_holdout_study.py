@@ -3,7 +3,7 @@
 Validation anatomies of the training bodies (the rules of docs/networks.md) measure how well a network knows those
 bodies; this measures how well a data recipe carries to a new one, the question the test bodies stand for. Per run:
 
-    python tools/body_holdout_study.py WORK --held-out s0327 --anatomy wide [--anatomies 120] [--validation 12] [--epochs 50] [--seed 1]
+    python tools/body_holdout_study.py WORK --held-out s0327 --anatomy wide [--anatomies 120] [--validation 12] [--epochs 50] [--seed 1] [--crop 48]
 
 renders ``--anatomies`` training cases of the other training bodies (the test bodies are never used) with the arm's
 ``--anatomy`` and ``--validation`` typical renders of the held-out body, all at the coarse grid,
@@ -47,7 +47,10 @@ def main() -> None:
     parser.add_argument("--validation", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--crop", type=int, default=CROP[0], help=f"edge of the training crops in voxels, a multiple of 8 (default {CROP[0]}, the CPU recipe's)")
     args = parser.parse_args()
+    if args.crop < 8 or args.crop % 8:
+        parser.error(f"--crop must be a multiple of 8 (the network halves its grid 3 times), got {args.crop}")
     data = args.work / "data"
     if not (data / "dataset.json").is_file():
         render(data, [b for b in BODY_SPLIT["train"] if b != args.held_out], args.anatomies, args.anatomy, args.seed * 1000)
@@ -57,11 +60,11 @@ def main() -> None:
     cases = Dataset.load(data).cases
     held = [c.id for c in cases if c.subject == args.held_out]
     (run / "split.json").write_text(json.dumps({"train": [c.id for c in cases if c.id not in held], "val": held}, indent=1), encoding="utf-8")
-    overrides = {"coarse__epochs": args.epochs, "coarse__samples_per_case": 1, "coarse__crop": CROP, "coarse__validate_every": 1, "coarse__patience": 0,
+    overrides = {"coarse__epochs": args.epochs, "coarse__samples_per_case": 1, "coarse__crop": (args.crop,) * 3, "coarse__validate_every": 1, "coarse__patience": 0,
                  "phase__synthetic_cases": 0, "preprocessing__coarse_spacing": SPACING, "coarse__network": CoarseConfig(channels=CHANNELS).to_dict()}
     train_coarse(data, run, config="default", overrides=overrides, device="cpu", resume=(run / "status.json").is_file(), progress=Progress("none"))
     curve = [row["val_dice_mean"] for row in map(json.loads, (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()) if row.get("val_dice_mean") is not None]
-    result = {"held_out": args.held_out, "anatomy": args.anatomy, "anatomies": args.anatomies, "epochs": args.epochs, "seed": args.seed,
+    result = {"held_out": args.held_out, "anatomy": args.anatomy, "anatomies": args.anatomies, "epochs": args.epochs, "seed": args.seed, "crop": args.crop,
               "validation_cases": len(held), "curve": [round(v, 4) for v in curve], "figure": round(sum(curve[-LAST:]) / len(curve[-LAST:]), 4)}
     (args.work / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"held out {args.held_out}, {args.anatomy} anatomy: held-out coarse Dice {result['figure']:.4f} (mean of the last {LAST} of {len(curve)} validations)")
