@@ -21,10 +21,12 @@ import sys
 from pathlib import Path
 
 from dccseg.dataset import Dataset
+from dccseg.errors import DccsegError
 from dccseg.networks import CoarseConfig
 from dccseg.phantoms import ANATOMY_PRESETS
 from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import Progress
+from dccseg.training.configs import CoarseTraining
 from dccseg.training.pipeline import train_coarse
 
 SPACING, CROP, CHANNELS = (5.0, 5.0, 5.0), (48, 48, 48), (16, 32, 64, 128)  # the CPU recipe's 5mm variant (tools/train_release_model.py)
@@ -47,10 +49,13 @@ def main() -> None:
     parser.add_argument("--validation", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--crop", type=int, default=CROP[0], help=f"edge of the training crops in voxels, a multiple of 8 (default {CROP[0]}, the CPU recipe's)")
+    parser.add_argument("--crop", type=int, default=CROP[0], help=f"edge of the training crops in voxels, a multiple of {CoarseConfig(channels=CHANNELS).size_divisor} (default {CROP[0]}, the CPU recipe's)")
     args = parser.parse_args()
-    if args.crop < 8 or args.crop % 8:
-        parser.error(f"--crop must be a multiple of 8 (the network halves its grid 3 times), got {args.crop}")
+    network = CoarseConfig(channels=CHANNELS)
+    try:
+        CoarseTraining(network=network, crop=(args.crop,) * 3).check_crop("--crop")
+    except DccsegError as error:
+        parser.error(str(error))
     data = args.work / "data"
     if not (data / "dataset.json").is_file():
         render(data, [b for b in BODY_SPLIT["train"] if b != args.held_out], args.anatomies, args.anatomy, args.seed * 1000)
@@ -61,7 +66,7 @@ def main() -> None:
     held = [c.id for c in cases if c.subject == args.held_out]
     (run / "split.json").write_text(json.dumps({"train": [c.id for c in cases if c.id not in held], "val": held}, indent=1), encoding="utf-8")
     overrides = {"coarse__epochs": args.epochs, "coarse__samples_per_case": 1, "coarse__crop": (args.crop,) * 3, "coarse__validate_every": 1, "coarse__patience": 0,
-                 "phase__synthetic_cases": 0, "preprocessing__coarse_spacing": SPACING, "coarse__network": CoarseConfig(channels=CHANNELS).to_dict()}
+                 "phase__synthetic_cases": 0, "preprocessing__coarse_spacing": SPACING, "coarse__network": network.to_dict()}
     train_coarse(data, run, config="default", overrides=overrides, device="cpu", resume=(run / "status.json").is_file(), progress=Progress("none"))
     curve = [row["val_dice_mean"] for row in map(json.loads, (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()) if row.get("val_dice_mean") is not None]
     result = {"held_out": args.held_out, "anatomy": args.anatomy, "anatomies": args.anatomies, "epochs": args.epochs, "seed": args.seed, "crop": args.crop,

@@ -38,7 +38,7 @@ from dccseg.errors import DccsegError
 from dccseg.networks import CoarseConfig, RefineConfig
 from dccseg.phantoms.templates import BODY_SPLIT
 from dccseg.progress import Progress
-from dccseg.training.configs import preset
+from dccseg.training.configs import CoarseTraining, preset
 from dccseg.training.export import build_card, load_part, write_model_folder
 from dccseg.training.pipeline import train_coarse, train_refine
 
@@ -105,11 +105,10 @@ def continued(start: str | None, lr_scale: float = 1.0) -> dict:
 def coarse_overrides(variant: str, epochs: int, crop_edge: int | None = None) -> dict:
     """The coarse step's training settings: the variant's grid, network and crops (cubes of ``crop_edge`` voxels when given)."""
     spacing, crop, channels = COARSE_VARIANTS[variant]
-    divisor = CoarseConfig(channels=channels).size_divisor
-    if crop_edge is not None and (crop_edge < divisor or crop_edge % divisor):
-        raise DccsegError(f"--coarse-crop must be a multiple of {divisor} (the {variant} network halves its grid {len(channels) - 1} times), got {crop_edge}")
-    return {"coarse__epochs": epochs, "coarse__samples_per_case": 1, "coarse__crop": (crop_edge,) * 3 if crop_edge else crop, "coarse__validate_every": 1,
-            "phase__synthetic_cases": 0, "preprocessing__coarse_spacing": spacing, "coarse__network": CoarseConfig(channels=channels).to_dict()}
+    stage = CoarseTraining(network=CoarseConfig(channels=channels), crop=(crop_edge,) * 3 if crop_edge else crop)
+    stage.check_crop("--coarse-crop")
+    return {"coarse__epochs": epochs, "coarse__samples_per_case": 1, "coarse__crop": stage.crop, "coarse__validate_every": 1,
+            "phase__synthetic_cases": 0, "preprocessing__coarse_spacing": spacing, "coarse__network": stage.network.to_dict()}
 
 
 def prior_coarse(prior: str, start: str | None) -> str | None:

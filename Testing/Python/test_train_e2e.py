@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from dccseg.evaluation import evaluate_pair
@@ -47,3 +48,12 @@ def test_train_coarse_refine_then_segment_beats_an_untrained_model(tmp_path):
     assert trained["organs"]["liver"]["dice"] > 0.5
     assert trained["dice_mean"] > untrained["dice_mean"] + 0.1
     assert trained["dice_mean"] > 2 * untrained["dice_mean"]
+
+
+def test_a_coarse_crop_the_network_cannot_halve_is_a_clear_error_before_training(tmp_path):
+    from dccseg.errors import DccsegError
+    from dccseg.training.pipeline import train_coarse
+
+    with pytest.raises(DccsegError, match=r"coarse__crop must be a multiple of 4 \(the network halves its grid 2 times\), got 30x30x30"):
+        train_coarse(phantom_dataset(tmp_path / "data", cases=2), tmp_path / "run", config="tiny", overrides={"coarse__crop": (30, 30, 30)}, device="cpu")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -74,6 +74,7 @@ def fit_coarse(session: Session, stage: str, train: list[CaseVolumes], val: list
                initial_state: dict[str, torch.Tensor] | None = None) -> tuple[StageResult, nn.Module]:
     """Train (or resume) one coarse model, from ``initial_state`` when given; returns its result and the network holding the best weights."""
     config = session.config
+    settings.check_crop()
     torch.manual_seed(config.seed)
     start = build_coarse_net(settings.network)
     if initial_state is not None:

@@ -84,6 +84,12 @@ class CoarseTraining:
     validate_every: int = 2
     patience: int | None = None
 
+    def check_crop(self, option: str = "coarse__crop") -> None:
+        """A clear error unless every crop edge is a multiple of the network's size divisor (else its skip connections do not meet)."""
+        divisor = self.network.size_divisor
+        if any(edge < divisor or edge % divisor for edge in self.crop):
+            raise DccsegError(f"{option} must be a multiple of {divisor} (the network halves its grid {len(self.network.channels) - 1} times), got {'x'.join(map(str, self.crop))}")
+
 
 @dataclass(frozen=True)
 class RefineTraining:
