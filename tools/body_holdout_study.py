@@ -3,7 +3,7 @@
 Validation anatomies of the training bodies (the rules of docs/networks.md) measure how well a network knows those
 bodies; this measures how well a data recipe carries to a new one, the question the test bodies stand for. Per run:
 
-    python tools/body_holdout_study.py WORK --held-out s0327 --anatomy wide [--anatomies 120] [--validation 12] [--epochs 50] [--seed 1] [--crop 48]
+    python tools/body_holdout_study.py WORK --held-out s0327 --anatomy wide [--anatomies 120] [--validation 12] [--epochs 50] [--seed 1] [--crop 48] [--channels 16,32,64,128]
 
 renders ``--anatomies`` training cases of the other training bodies (the test bodies are never used) with the arm's
 ``--anatomy`` and ``--validation`` typical renders of the held-out body, all at the coarse grid,
@@ -40,6 +40,13 @@ def render(folder: Path, bodies: list[str], count: int, anatomy: str, seed: int)
                     "--progress", "none"], check=True)
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give whole numbers separated by commas, e.g. {','.join(map(str, CHANNELS))}; got {text!r}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", type=Path)
@@ -50,9 +57,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--crop", type=int, default=CROP[0], help=f"edge of the training crops in voxels, a multiple of {CoarseConfig(channels=CHANNELS).size_divisor} (default {CROP[0]}, the CPU recipe's)")
+    parser.add_argument("--channels", type=_widths, default=CHANNELS, help=f"the network's feature widths per level, comma-separated (default {','.join(map(str, CHANNELS))}, the CPU recipe's)")
     args = parser.parse_args()
-    network = CoarseConfig(channels=CHANNELS)
     try:
+        network = CoarseConfig(channels=args.channels)
         CoarseTraining(network=network, crop=(args.crop,) * 3).check_crop("--crop")
     except DccsegError as error:
         parser.error(str(error))
@@ -69,7 +77,7 @@ def main() -> None:
                  "phase__synthetic_cases": 0, "preprocessing__coarse_spacing": SPACING, "coarse__network": network.to_dict()}
     train_coarse(data, run, config="default", overrides=overrides, device="cpu", resume=(run / "status.json").is_file(), progress=Progress("none"))
     curve = [row["val_dice_mean"] for row in map(json.loads, (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()) if row.get("val_dice_mean") is not None]
-    result = {"held_out": args.held_out, "anatomy": args.anatomy, "anatomies": args.anatomies, "epochs": args.epochs, "seed": args.seed, "crop": args.crop,
+    result = {"held_out": args.held_out, "anatomy": args.anatomy, "anatomies": args.anatomies, "epochs": args.epochs, "seed": args.seed, "crop": args.crop, "channels": list(args.channels),
               "validation_cases": len(held), "curve": [round(v, 4) for v in curve], "figure": round(sum(curve[-LAST:]) / len(curve[-LAST:]), 4)}
     (args.work / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"held out {args.held_out}, {args.anatomy} anatomy: held-out coarse Dice {result['figure']:.4f} (mean of the last {LAST} of {len(curve)} validations)")
