@@ -22,6 +22,8 @@ a second pass over the same set gained less on validation and lost on the real s
 `--stage select --coarse-run A B` compares coarse runs on their validation anatomies.
 `--refine-prior coarse` trains the refine step on the `--start` model's coarse masks of the new anatomies instead of degraded ground truth (docs/diagnose.md).
 `--coarse-crop 64` trains the coarse step on larger crops than the variant's (measured with 0.4.6: no gain, docs/networks.md).
+`--coarse-variant 5mm-wide` trains a coarse net twice as wide, from scratch (no `--start`: a net of another shape cannot continue one):
+it carried further to held-out bodies than the shipped widths (docs/networks.md, A body left out).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ DATA = {  # dataset folder -> (anatomies, output spacing x,y,z mm, seed, fractio
 COARSE_VARIANTS = {  # name -> (coarse spacing mm, crop voxels, channels); compared in docs/networks.md
     "3.5mm": ((3.5, 3.5, 3.5), (64, 64, 64), (16, 32, 64, 128, 256)),
     "5mm": ((5.0, 5.0, 5.0), (48, 48, 48), (16, 32, 64, 128)),
+    "5mm-wide": ((5.0, 5.0, 5.0), (48, 48, 48), (32, 64, 128, 256)),  # carried further to held-out bodies (the 29th and 30th rules)
 }
 # Inference-only settings: refine on 3 mm slices at most, which halves the work on thin-slice scans; the coarse
 # network also reads 4 and 4.5 mm grids (tools/coarse_scales_sweep.py).

@@ -25,6 +25,8 @@ def test_the_coarse_step_trains_on_the_variants_crops_unless_an_edge_is_given():
     assert larger["coarse__crop"] == (64, 64, 64) and larger["preprocessing__coarse_spacing"] == (5.0, 5.0, 5.0) and larger["coarse__epochs"] == 30
     with pytest.raises(DccsegError, match="multiple of 8"):
         recipe.coarse_overrides("5mm", 30, crop_edge=60)
+    wide = recipe.coarse_overrides("5mm-wide", 30)
+    assert wide["coarse__network"]["channels"] == [32, 64, 128, 256] and wide["coarse__crop"] == (48, 48, 48) and wide["preprocessing__coarse_spacing"] == (5.0, 5.0, 5.0)
 
 
 def test_the_coarse_prior_is_drawn_by_the_start_models_coarse_network():

@@ -57,3 +57,14 @@ def test_a_coarse_crop_the_network_cannot_halve_is_a_clear_error_before_training
     with pytest.raises(DccsegError, match=r"coarse__crop must be a multiple of 4 \(the network halves its grid 2 times\), got 30x30x30"):
         train_coarse(phantom_dataset(tmp_path / "data", cases=2), tmp_path / "run", config="tiny", overrides={"coarse__crop": (30, 30, 30)}, device="cpu")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_starting_model_whose_coarse_network_has_another_shape_is_a_clear_error_before_training(tmp_path):
+    from dccseg.errors import DccsegError
+    from dccseg.networks import CoarseConfig
+    from dccseg.training.pipeline import train_coarse
+
+    narrower = {"coarse__network": CoarseConfig(channels=(8, 16, 32), num_res_units=0).to_dict()}  # a run's own network replaces the start's (train_release_model's variants)
+    with pytest.raises(DccsegError, match=r"other widths or levels than this run's \(unet, channels 8, 16, 32\); a network of another shape trains from scratch"):
+        train_coarse(phantom_dataset(tmp_path / "data", cases=2), tmp_path / "run", config="tiny", overrides=narrower, device="cpu", start="dccseg-abdomen@0.4.6")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -14,6 +14,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
+from dccseg.errors import DccsegError
 from dccseg.losses import coarse_dice_ce_loss, partial_label_loss
 from dccseg.inference.settings import MAX_COARSE_ROI
 from dccseg.networks import CoarseConfig, build_coarse_net, pad_to_multiple
@@ -78,7 +79,7 @@ def fit_coarse(session: Session, stage: str, train: list[CaseVolumes], val: list
     torch.manual_seed(config.seed)
     start = build_coarse_net(settings.network)
     if initial_state is not None:
-        start.load_state_dict(initial_state)
+        load_start(start, initial_state, settings.network)
     model = distributed.wrap(start, session.ctx)
     net = distributed.unwrap(model)
     optimizer = build_optimizer(model.parameters(), settings.optimizer)
@@ -112,6 +113,15 @@ def fit_coarse(session: Session, stage: str, train: list[CaseVolumes], val: list
     if best is not None:
         net.load_state_dict(best["model"])
     return result, net.eval()
+
+
+def load_start(net: nn.Module, state: dict[str, torch.Tensor], config: CoarseConfig) -> None:
+    """``net`` holding a starting model's coarse weights; a clear error when that network has another shape than ``config``'s."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError:
+        raise DccsegError(f"the starting model's coarse network has other widths or levels than this run's ({config.architecture}, channels {', '.join(map(str, config.channels))}); "
+                          "a network of another shape trains from scratch: leave out the starting model, or keep its network") from None
 
 
 def coarse_network(config: CoarseConfig, state_dict: dict[str, torch.Tensor], device: torch.device) -> nn.Module:
