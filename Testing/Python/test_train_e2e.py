@@ -59,10 +59,16 @@ def test_a_coarse_crop_the_network_cannot_halve_is_a_clear_error_before_training
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
-def test_a_starting_model_whose_coarse_network_has_another_shape_is_a_clear_error_before_training(tmp_path):
+def test_a_starting_model_whose_coarse_network_has_another_shape_is_a_clear_error_before_any_case_is_read(tmp_path, monkeypatch):
     from dccseg.errors import DccsegError
     from dccseg.networks import CoarseConfig
+    from dccseg.training import pipeline
     from dccseg.training.pipeline import train_coarse
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the cases were read before the starting model was checked")
+
+    monkeypatch.setattr(pipeline, "load_coarse_cases", no_reading)
 
     narrower = {"coarse__network": CoarseConfig(channels=(8, 16, 32), num_res_units=0).to_dict()}  # a run's own network replaces the start's (train_release_model's variants)
     with pytest.raises(DccsegError, match=r"other widths or levels than this run's \(unet, channels 8, 16, 32\); a network of another shape trains from scratch"):

@@ -26,12 +26,12 @@ from dccseg.errors import DccsegError
 from dccseg.organs import ORGAN_BY_LABEL
 from dccseg.inference.body_size import AUTO, at_adult_size, labelled_body_scale, parse_body_scale, reference_volumes
 from dccseg.inference.settings import InferenceSettings
-from dccseg.networks import CoarseConfig
+from dccseg.networks import CoarseConfig, build_coarse_net
 from dccseg.progress import QUIET, Progress
 from dccseg.store import DEFAULT_MODEL_NAME, ModelStore, dataset_hash
 from dccseg.training.augment import source_phase
 from dccseg.training.cases import CaseVolumes, labelled_cases, on_grid, read_canonical
-from dccseg.training.coarse import coarse_network, fit_coarse
+from dccseg.training.coarse import coarse_network, fit_coarse, load_start
 from dccseg.training.coarse_data import synthetic_cases
 from dccseg.training.configs import Preprocessing
 from dccseg.training.finetune import CROSS_VALIDATE_BELOW, WEIGHT_SHARE, WORLD_RATIO, StartingModel, averaged, load_starting_model, starting_entry, unlabelled_organs, world_cases, world_count
@@ -217,6 +217,8 @@ def coarse_stage(session: Session, start: StartingModel | None = None, world: li
     part = load_part(folder) if session.resume else None
     if part is None:
         config = session.config
+        if start is not None:  # a start of another shape stops here, not after minutes of reading cases
+            load_start(build_coarse_net(config.coarse.network), start.coarse.state_dict, config.coarse.network)
         loaded = load_coarse_cases(session, session.train_ids + session.val_ids)
         train, val = loaded[: len(session.train_ids)], loaded[len(session.train_ids):]
         if start is None:  # from scratch: its own cases are the bodies --body-scale auto measures by (a fine-tune keeps its start's)
