@@ -22,8 +22,9 @@ a second pass over the same set gained less on validation and lost on the real s
 `--stage select --coarse-run A B` compares coarse runs on their validation anatomies.
 `--refine-prior coarse` trains the refine step on the `--start` model's coarse masks of the new anatomies instead of degraded ground truth (docs/diagnose.md).
 `--coarse-crop 64` trains the coarse step on larger crops than the variant's (measured with 0.4.6: no gain, docs/networks.md).
-`--coarse-variant 5mm-wide` trains a coarse net twice as wide, from scratch (no `--start`: a net of another shape cannot continue one):
-it carried further to held-out bodies than the shipped widths (docs/networks.md, A body left out).
+`--coarse-variant 5mm-wide` trains a coarse net twice as wide, from scratch (no `--start`: a net of another shape cannot continue one, and one widened
+from a trained net did not carry its gain): it carried further to held-out bodies than the shipped widths (docs/networks.md, A body left out).
+`--stage combine --keep-refine MODEL --coarse-run RUN/coarse-run-5mm-wide` joins a new coarse net to MODEL's refine network.
 """
 
 from __future__ import annotations
@@ -163,10 +164,23 @@ def select_coarse(runs: list[Path]) -> dict[str, float]:
     return scores
 
 
-def combine(run: Path, coarse_run: Path, refine_run: Path, version: str, fusion_trust: float | None, coarse_scales: tuple[float, ...] = COARSE_SCALES) -> Path:
-    """Join the two trained stages into a model version folder."""
+def kept_refine(model: str) -> tuple[dict, dict]:
+    """``model``'s refine network as a trained part (weights, then architecture, settings and training record): a release that changes only the coarse net keeps it."""
+    from safetensors.torch import load_file
+
+    from dccseg.store import ModelStore
+
+    entry = ModelStore().resolve(model)
+    training = entry.card.training
+    info = {"part": "refine", "architecture": entry.card.architecture["refine"], "preprocessing": entry.card.preprocessing, "data": training["data"]["refine"],
+            "data_hash": training["data_hash"].split("; refine ")[-1], **training["stages"]["refine"]}
+    return load_file(str(entry.weight_path("refine"))), info
+
+
+def combine(run: Path, coarse_run: Path, refine: tuple[dict, dict], version: str, fusion_trust: float | None, coarse_scales: tuple[float, ...] = COARSE_SCALES) -> Path:
+    """Join a trained coarse stage and a refine part (``load_part`` of a refine run, or ``kept_refine``) into a model version folder."""
     coarse_state, coarse_info = load_part(coarse_run / "coarse")
-    refine_state, refine_info = load_part(refine_run / "refine")
+    refine_state, refine_info = refine
     coarse_grid = {k: coarse_info["preprocessing"][k] for k in ("coarse_spacing", "intensity")}  # the coarse net's own grid and scaling
     refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], **coarse_grid, "refine_slice_thickness": REFINE_SLICE_THICKNESS,
                                                                                    "fusion_trust": fusion_trust, "coarse_scales": list(coarse_scales)}}
@@ -246,6 +260,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run-5mm); select: the runs to compare")
     parser.add_argument("--refine-run", type=Path, help="combine: the refine run folder (default RUN/refine-run)")
+    parser.add_argument("--keep-refine", metavar="MODEL", help="combine: take the refine network, its settings and training record from this model instead of a refine run (a release that changes only the coarse net)")
     parser.add_argument("--validation-stages", type=Path, help="card: diagnose --refine-all table on validation anatomies")
     parser.add_argument("--unseen", type=Path, help="card: unseen.json of tools/evaluate_unseen.py")
     parser.add_argument("--unseen-stages", nargs="*", default=[], help="card: NAME=diagnose table of an unseen set")
@@ -278,7 +293,11 @@ def main() -> None:
         train_refine(args.run / "refine-data", args.run / "refine-run", coarse=coarse, config="default", overrides=overrides, device="cpu",
                      resume=args.resume, progress=progress, start=args.start)
     else:
-        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", args.refine_run or args.run / "refine-run", args.version, args.fusion_trust, tuple(args.coarse_scales)))
+        refine_folder = (args.refine_run or args.run / "refine-run") / "refine"
+        refine = kept_refine(args.keep_refine) if args.keep_refine else load_part(refine_folder)
+        if refine is None:
+            parser.error(f"{refine_folder} holds no trained refine network: run --stage refine first, or give --refine-run or --keep-refine MODEL")
+        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", refine, args.version, args.fusion_trust, tuple(args.coarse_scales)))
 
 
 if __name__ == "__main__":

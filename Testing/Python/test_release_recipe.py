@@ -52,3 +52,25 @@ def test_the_card_size_reference_is_the_mean_whole_organ_volume_of_the_validatio
         grid = Volume(labels, (10.0, 10.0, 10.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
         dataset.add_volumes(f"case{index}", grid.with_array(np.zeros_like(labels, dtype=np.int16)), grid, "arterial", source="test")
     assert load_tool("train_release_model").size_reference_of(tmp_path / "val") == {"kidney_left": 140.0}
+
+
+def test_a_release_of_a_new_coarse_net_keeps_the_shipped_refine_network_and_its_record(tmp_path):
+    import torch
+
+    from dccseg.store import ModelStore, load_model
+    from dccseg.training.export import save_part
+
+    recipe = load_tool("train_release_model")
+    shipped = ModelStore().resolve("dccseg-abdomen@0.4.6")
+    training = shipped.card.training
+    coarse = load_model("dccseg-abdomen@0.4.6", "cpu").coarse.state_dict()
+    info = {"part": "coarse", "architecture": shipped.card.architecture["coarse"], "preprocessing": shipped.card.preprocessing, "data": training["data"]["coarse"],
+            "data_hash": "sha256:new", "epochs": 30, "best": {"metric": "val_dice_mean", "value": 0.7}}
+    save_part(tmp_path / "coarse-run" / "coarse", coarse, info)
+    folder = recipe.combine(tmp_path, tmp_path / "coarse-run", recipe.kept_refine("dccseg-abdomen@0.4.6"), "9.9.9", 0.3)
+    made = ModelStore().resolve(str(folder))
+    assert made.card.architecture == shipped.card.architecture and made.card.preprocessing["fusion_trust"] == 0.3
+    assert made.card.training["stages"]["refine"] == training["stages"]["refine"] and made.card.training["data"]["refine"] == training["data"]["refine"]
+    assert made.card.training["data_hash"] == f"coarse sha256:new; refine {training['data_hash'].split('; refine ')[1]}"
+    refine, shipped_refine = load_model(str(folder), "cpu").refine.state_dict(), load_model("dccseg-abdomen@0.4.6", "cpu").refine.state_dict()
+    assert all(torch.equal(value, shipped_refine[key]) for key, value in refine.items())
