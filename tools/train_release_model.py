@@ -166,15 +166,13 @@ def select_coarse(runs: list[Path]) -> dict[str, float]:
 
 def kept_refine(model: str) -> tuple[dict, dict]:
     """``model``'s refine network as a trained part (weights, then architecture, settings and training record): a release that changes only the coarse net keeps it."""
-    from safetensors.torch import load_file
+    from dccseg.training.finetune import load_starting_model
 
-    from dccseg.store import ModelStore
-
-    entry = ModelStore().resolve(model)
-    training = entry.card.training
-    info = {"part": "refine", "architecture": entry.card.architecture["refine"], "preprocessing": entry.card.preprocessing, "data": training["data"]["refine"],
+    kept = load_starting_model(model)
+    training = kept.card.training
+    info = {"part": "refine", "architecture": kept.card.architecture["refine"], "preprocessing": kept.card.preprocessing, "data": training["data"]["refine"],
             "data_hash": training["data_hash"].split("; refine ")[-1], **training["stages"]["refine"]}
-    return load_file(str(entry.weight_path("refine"))), info
+    return kept.refine_state, info
 
 
 def combine(run: Path, coarse_run: Path, refine: tuple[dict, dict], version: str, fusion_trust: float | None, coarse_scales: tuple[float, ...] = COARSE_SCALES) -> Path:
