@@ -24,7 +24,7 @@ a second pass over the same set gained less on validation and lost on the real s
 `--coarse-crop 64` trains the coarse step on larger crops than the variant's (measured with 0.4.6: no gain, docs/networks.md).
 `--coarse-variant 5mm-wide` trains a coarse net twice as wide, from scratch (no `--start`: a net of another shape cannot continue one, and one widened
 from a trained net did not carry its gain): it carried further to held-out bodies than the shipped widths (docs/networks.md, A body left out).
-`--stage combine --keep-refine MODEL --coarse-run RUN/coarse-run-5mm-wide` joins a new coarse net to MODEL's refine network.
+`--stage combine --keep-refine MODEL --coarse-variant 5mm-wide` joins a new coarse net to MODEL's refine network.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ def continued(start: str | None, lr_scale: float = 1.0) -> dict:
         return {}
     optimizer = dataclasses.asdict(preset("default").coarse.optimizer)
     return {"coarse__optimizer": {**optimizer, "lr": optimizer["lr"] * lr_scale}, "coarse__patience": 0}
+
+
+def coarse_run_folder(run: Path, variant: str) -> Path:
+    """Where the coarse stage of ``variant`` trains, and where combine looks for it unless given ``--coarse-run``."""
+    return run / f"coarse-run-{variant}"
 
 
 def coarse_overrides(variant: str, epochs: int, crop_edge: int | None = None) -> dict:
@@ -245,7 +250,7 @@ def main() -> None:
     parser.add_argument("--coarse-epochs", type=int, default=20)
     parser.add_argument("--refine-epochs", type=int, default=5)
     parser.add_argument("--coarse-lr-scale", type=float, default=1.0, help="coarse with --start: the recipe's learning rate times this (the gentle steps of 0.4.2 and 0.4.3: 0.2)")
-    parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse grid and network (default 5mm, docs/networks.md)")
+    parser.add_argument("--coarse-variant", choices=sorted(COARSE_VARIANTS), default="5mm", help="coarse: the grid and network (default 5mm, docs/networks.md); combine: the coarse run it joins unless --coarse-run is given")
     parser.add_argument("--coarse-crop", type=int, metavar="EDGE", help="coarse: the edge of the training crops in voxels (default the variant's; the network reads whole volumes at inference)")
     parser.add_argument("--refine-prior", choices=("degraded", "realistic", "coarse"), default="realistic",
                         help="refine: the attention masks of training patches (docs/diagnose.md); coarse: the --start model's coarse masks of the new anatomies")
@@ -256,7 +261,7 @@ def main() -> None:
     parser.add_argument("--version", default=VERSION, help=f"combine: the version the model folder gets (default {VERSION})")
     parser.add_argument("--data-seeds", type=int, nargs=2, metavar=("COARSE", "REFINE"), help="data: seeds of the two sets (default the shipped version's last step; LINEAGE lists the others)")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run-5mm); select: the runs to compare")
+    parser.add_argument("--coarse-run", type=Path, nargs="+", help="combine: the coarse run folder (default RUN/coarse-run-VARIANT of --coarse-variant); select: the runs to compare")
     parser.add_argument("--refine-run", type=Path, help="combine: the refine run folder (default RUN/refine-run)")
     parser.add_argument("--keep-refine", metavar="MODEL", help="combine: take the refine network, its settings and training record from this model instead of a refine run (a release that changes only the coarse net)")
     parser.add_argument("--validation-stages", type=Path, help="card: diagnose --refine-all table on validation anatomies")
@@ -272,7 +277,7 @@ def main() -> None:
             overrides = {**coarse_overrides(args.coarse_variant, args.coarse_epochs, args.coarse_crop), **continued(args.start, args.coarse_lr_scale)}
         except DccsegError as error:
             parser.error(str(error))
-        run = args.run / f"coarse-run-{args.coarse_variant}"
+        run = coarse_run_folder(args.run, args.coarse_variant)
         prepare_run(run, args.run / "coarse-data")
         train_coarse(args.run / "coarse-data", run, config="default", overrides=overrides, device="cpu", resume=args.resume, progress=progress, start=args.start)
     elif args.stage == "card":
@@ -295,7 +300,7 @@ def main() -> None:
         refine = kept_refine(args.keep_refine) if args.keep_refine else load_part(refine_folder)
         if refine is None:
             parser.error(f"{refine_folder} holds no trained refine network: run --stage refine first, or give --refine-run or --keep-refine MODEL")
-        print(combine(args.run, args.coarse_run[0] if args.coarse_run else args.run / "coarse-run-5mm", refine, args.version, args.fusion_trust, tuple(args.coarse_scales)))
+        print(combine(args.run, args.coarse_run[0] if args.coarse_run else coarse_run_folder(args.run, args.coarse_variant), refine, args.version, args.fusion_trust, tuple(args.coarse_scales)))
 
 
 if __name__ == "__main__":

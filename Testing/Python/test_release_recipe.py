@@ -54,23 +54,31 @@ def test_the_card_size_reference_is_the_mean_whole_organ_volume_of_the_validatio
     assert load_tool("train_release_model").size_reference_of(tmp_path / "val") == {"kidney_left": 140.0}
 
 
-def test_a_release_of_a_new_coarse_net_keeps_the_shipped_refine_network_and_its_record(tmp_path):
+def test_a_release_of_a_new_coarse_net_keeps_the_shipped_refine_network_and_its_record(tmp_path, monkeypatch, capsys):
+    import sys
+
     import torch
 
+    from dccseg.networks import CoarseConfig, build_coarse_net
     from dccseg.store import ModelStore, load_model
     from dccseg.training.export import save_part
 
     recipe = load_tool("train_release_model")
     shipped = ModelStore().resolve("dccseg-abdomen@0.4.6")
     training = shipped.card.training
-    coarse = load_model("dccseg-abdomen@0.4.6", "cpu").coarse.state_dict()
-    info = {"part": "coarse", "architecture": shipped.card.architecture["coarse"], "preprocessing": shipped.card.preprocessing, "data": training["data"]["coarse"],
+    wide = {**shipped.card.architecture["coarse"], "channels": [32, 64, 128, 256]}
+    info = {"part": "coarse", "architecture": wide, "preprocessing": shipped.card.preprocessing, "data": training["data"]["coarse"],
             "data_hash": "sha256:new", "epochs": 30, "best": {"metric": "val_dice_mean", "value": 0.7}}
-    save_part(tmp_path / "coarse-run" / "coarse", coarse, info)
-    folder = recipe.combine(tmp_path, tmp_path / "coarse-run", recipe.kept_refine("dccseg-abdomen@0.4.6"), "9.9.9", 0.3)
-    made = ModelStore().resolve(str(folder))
-    assert made.card.architecture == shipped.card.architecture and made.card.preprocessing["fusion_trust"] == 0.3
+    save_part(tmp_path / "coarse-run-5mm-wide" / "coarse", build_coarse_net(CoarseConfig.from_dict(wide)).state_dict(), info)
+    save_part(tmp_path / "coarse-run-5mm" / "coarse", load_model("dccseg-abdomen@0.4.6", "cpu").coarse.state_dict(), {**info, "architecture": shipped.card.architecture["coarse"]})
+    # without --coarse-run, combine joins the run that --stage coarse of the same variant trained, not the 5 mm one beside it
+    monkeypatch.setattr(sys, "argv", ["train_release_model", str(tmp_path), "--stage", "combine", "--coarse-variant", "5mm-wide", "--keep-refine", "dccseg-abdomen@0.4.6",
+                                      "--version", "9.9.9", "--fusion-trust", "0.3"])
+    recipe.main()
+    folder = capsys.readouterr().out.strip().splitlines()[-1]
+    made = ModelStore().resolve(folder)
+    assert made.card.architecture == {**shipped.card.architecture, "coarse": wide} and made.card.preprocessing["fusion_trust"] == 0.3
     assert made.card.training["stages"]["refine"] == training["stages"]["refine"] and made.card.training["data"]["refine"] == training["data"]["refine"]
     assert made.card.training["data_hash"] == f"coarse sha256:new; refine {training['data_hash'].split('; refine ')[1]}"
-    refine, shipped_refine = load_model(str(folder), "cpu").refine.state_dict(), load_model("dccseg-abdomen@0.4.6", "cpu").refine.state_dict()
+    refine, shipped_refine = load_model(folder, "cpu").refine.state_dict(), load_model("dccseg-abdomen@0.4.6", "cpu").refine.state_dict()
     assert all(torch.equal(value, shipped_refine[key]) for key, value in refine.items())
