@@ -180,9 +180,9 @@ def kept_refine(model: str) -> tuple[dict, dict]:
     return kept.refine_state, info
 
 
-def combine(run: Path, coarse_run: Path, refine: tuple[dict, dict], version: str, fusion_trust: float | None, coarse_scales: tuple[float, ...] = COARSE_SCALES) -> Path:
-    """Join a trained coarse stage and a refine part (``load_part`` of a refine run, or ``kept_refine``) into a model version folder."""
-    coarse_state, coarse_info = load_part(coarse_run / "coarse")
+def combine(run: Path, coarse: tuple[dict, dict], refine: tuple[dict, dict], version: str, fusion_trust: float | None, coarse_scales: tuple[float, ...] = COARSE_SCALES) -> Path:
+    """Join a coarse part (``load_part`` of a coarse run) and a refine part (of a refine run, or ``kept_refine``) into a model version folder."""
+    coarse_state, coarse_info = coarse
     refine_state, refine_info = refine
     coarse_grid = {k: coarse_info["preprocessing"][k] for k in ("coarse_spacing", "intensity")}  # the coarse net's own grid and scaling
     refine_info = {**refine_info, "preprocessing": {**refine_info["preprocessing"], **coarse_grid, "refine_slice_thickness": REFINE_SLICE_THICKNESS,
@@ -296,11 +296,15 @@ def main() -> None:
         train_refine(args.run / "refine-data", args.run / "refine-run", coarse=coarse, config="default", overrides=overrides, device="cpu",
                      resume=args.resume, progress=progress, start=args.start)
     else:
+        coarse_folder = (args.coarse_run[0] if args.coarse_run else coarse_run_folder(args.run, args.coarse_variant)) / "coarse"
         refine_folder = (args.refine_run or args.run / "refine-run") / "refine"
+        coarse = load_part(coarse_folder)
         refine = kept_refine(args.keep_refine) if args.keep_refine else load_part(refine_folder)
+        if coarse is None:
+            parser.error(f"{coarse_folder} holds no trained coarse network (a run exports it when its epochs end): finish --stage coarse --coarse-variant {args.coarse_variant}, or give --coarse-run")
         if refine is None:
             parser.error(f"{refine_folder} holds no trained refine network: run --stage refine first, or give --refine-run or --keep-refine MODEL")
-        print(combine(args.run, args.coarse_run[0] if args.coarse_run else coarse_run_folder(args.run, args.coarse_variant), refine, args.version, args.fusion_trust, tuple(args.coarse_scales)))
+        print(combine(args.run, coarse, refine, args.version, args.fusion_trust, tuple(args.coarse_scales)))
 
 
 if __name__ == "__main__":

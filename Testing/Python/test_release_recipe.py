@@ -82,3 +82,14 @@ def test_a_release_of_a_new_coarse_net_keeps_the_shipped_refine_network_and_its_
     assert made.card.training["data_hash"] == f"coarse sha256:new; refine {training['data_hash'].split('; refine ')[1]}"
     refine, shipped_refine = load_model(folder, "cpu").refine.state_dict(), load_model("dccseg-abdomen@0.4.6", "cpu").refine.state_dict()
     assert all(torch.equal(value, shipped_refine[key]) for key, value in refine.items())
+
+
+def test_combine_before_the_coarse_run_finished_says_which_stage_to_finish(tmp_path, monkeypatch, capsys):
+    import sys
+
+    (tmp_path / "coarse-run-5mm-wide" / "coarse").mkdir(parents=True)  # a run still training: checkpoints, no exported part
+    monkeypatch.setattr(sys, "argv", ["train_release_model", str(tmp_path), "--stage", "combine", "--coarse-variant", "5mm-wide", "--keep-refine", "dccseg-abdomen@0.4.6"])
+    with pytest.raises(SystemExit):
+        load_tool("train_release_model").main()
+    error = capsys.readouterr().err
+    assert "coarse-run-5mm-wide/coarse holds no trained coarse network" in error and "finish --stage coarse --coarse-variant 5mm-wide" in error
