@@ -1,4 +1,6 @@
-"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for; the coarse step's crops; the coarse prior comes from the start model; the card's organ volumes come from the validation anatomies."""
+"""tools/train_release_model.py: a continuation keeps the recipe's schedule, at the learning rate scale asked for; the coarse step's crops; the coarse prior comes from the start model; the card's organ volumes come from the validation anatomies; combine joins the variant's coarse run to a kept refine network, and says which stage to finish when that run has not exported one."""
+
+import sys
 
 import pytest
 from builders import load_tool
@@ -55,8 +57,6 @@ def test_the_card_size_reference_is_the_mean_whole_organ_volume_of_the_validatio
 
 
 def test_a_release_of_a_new_coarse_net_keeps_the_shipped_refine_network_and_its_record(tmp_path, monkeypatch, capsys):
-    import sys
-
     import torch
 
     from dccseg.networks import CoarseConfig, build_coarse_net
@@ -85,8 +85,6 @@ def test_a_release_of_a_new_coarse_net_keeps_the_shipped_refine_network_and_its_
 
 
 def test_combine_before_the_coarse_run_finished_says_which_stage_to_finish(tmp_path, monkeypatch, capsys):
-    import sys
-
     (tmp_path / "coarse-run-5mm-wide" / "coarse").mkdir(parents=True)  # a run still training: checkpoints, no exported part
     monkeypatch.setattr(sys, "argv", ["train_release_model", str(tmp_path), "--stage", "combine", "--coarse-variant", "5mm-wide", "--keep-refine", "dccseg-abdomen@0.4.6"])
     with pytest.raises(SystemExit):
