@@ -297,11 +297,11 @@ def main() -> None:
                      resume=args.resume, progress=progress, start=args.start)
     else:
         coarse_folder = (args.coarse_run[0] if args.coarse_run else coarse_run_folder(args.run, args.coarse_variant)) / "coarse"
-        refine_folder = (args.refine_run or args.run / "refine-run") / "refine"
         coarse = load_part(coarse_folder)
-        refine = kept_refine(args.keep_refine) if args.keep_refine else load_part(refine_folder)
         if coarse is None:
             parser.error(f"{coarse_folder} holds no trained coarse network (a run exports it when its epochs end): finish --stage coarse --coarse-variant {args.coarse_variant}, or give --coarse-run")
+        refine_folder = (args.refine_run or args.run / "refine-run") / "refine"
+        refine = kept_refine(args.keep_refine) if args.keep_refine else load_part(refine_folder)
         if refine is None:
             parser.error(f"{refine_folder} holds no trained refine network: run --stage refine first, or give --refine-run or --keep-refine MODEL")
         print(combine(args.run, coarse, refine, args.version, args.fusion_trust, tuple(args.coarse_scales)))
