@@ -22,8 +22,9 @@ a second pass over the same set gained less on validation and lost on the real s
 `--stage select --coarse-run A B` compares coarse runs on their validation anatomies.
 `--refine-prior coarse` trains the refine step on the `--start` model's coarse masks of the new anatomies instead of degraded ground truth (docs/diagnose.md).
 `--coarse-crop 64` trains the coarse step on larger crops than the variant's (measured with 0.4.6: no gain, docs/networks.md).
-`--coarse-variant 5mm-wide` trains a coarse net twice as wide, from scratch (no `--start`: a net of another shape cannot continue one, and one widened
-from a trained net did not carry its gain): it carried further to held-out bodies than the shipped widths (docs/networks.md, A body left out).
+`--coarse-variant 5mm-wide` trains a coarse net twice as wide: its first step from scratch (a net of another shape cannot continue one, and one widened
+from a trained net did not carry its gain), later steps with `--start` the previous wide model. It carried further to held-out bodies than the shipped
+widths (docs/networks.md, A body left out).
 `--stage combine --keep-refine MODEL --coarse-variant 5mm-wide` joins a new coarse net to MODEL's refine network.
 """
 
